@@ -112,4 +112,7 @@ def test_config(**changes) -> SimConfig:
     return SimConfig(**base)
 
 
+test_config.__test__ = False  # a protocol, not a pytest test, when imported into test modules
+
+
 __all__ = ["SimConfig", "MODE_DIFFERENCES", "train_config", "test_config"]

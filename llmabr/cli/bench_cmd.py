@@ -1,0 +1,72 @@
+"""``llmabr bench sim``: chunk-steps/s of the C core at N = 1, 16, 256, 4096 vs the Python reference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(commands) -> None:
+    bench = commands.add_parser("bench", help="benchmarks (measurements, not tests)")
+    targets = bench.add_subparsers(dest="target", required=True, metavar="TARGET")
+    sim = targets.add_parser(
+        "sim", help="simulator chunk-steps/s: C core at N=1,16,256,4096 vs the pure-Python reference, one core",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sim.add_argument("--traces", help="trace folder (default: ../shared broadband/test, else synthetic broadband)")
+    sim.add_argument("--video", help="video profile name or folder (default: envivio, else envivio-synth)")
+    sim.add_argument("--mode", choices=["default", "pensieve"], default="default")
+    sim.add_argument("--seconds", type=float, default=2.0, help="measuring time per configuration")
+    sim.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    sim.set_defaults(handler=run_sim)
+
+
+def _inputs(args):
+    from simulator.paths import shared_traces
+    from simulator.traces import generate, load_trace_dir
+    from simulator.video import default_profile, load_profile
+
+    if args.traces:
+        traces, source = load_trace_dir(args.traces), args.traces
+    elif shared_traces("broadband", "test") is not None:
+        folder = shared_traces("broadband", "test")
+        traces, source = load_trace_dir(folder), str(folder)
+    else:
+        traces, source = generate("broadband", 50, seed=0), "synthetic broadband (50 traces)"
+    video = load_profile(args.video) if args.video else default_profile("broadband")
+    return traces, source, video
+
+
+def run_sim(args) -> int:
+    from simulator.bench import bench_sim, pin_to_one_core, speedup
+    from simulator.config import SimConfig
+    from simulator.traces import TraceError
+    from simulator.video import VideoProfileError
+
+    try:
+        traces, source, video = _inputs(args)
+    except (TraceError, VideoProfileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    cpu = pin_to_one_core()
+    config = SimConfig(mode=args.mode)
+    if not args.json:
+        print(f"traces: {source} ({len(traces)} traces); video: {video.name}; mode: {args.mode}; "
+              f"training noise on; pinned to cpu {cpu}; {args.seconds:.1f} s per row")
+        print(f"{'backend':<10} {'N':>6} {'chunk-steps/s':>15}")
+
+    def show(result):
+        if not args.json:
+            print(f"{result.backend:<10} {result.num_envs:>6} {result.steps_per_s:>15,.0f}", flush=True)
+
+    results = bench_sim(traces, video, seconds=args.seconds, config=config, progress=show)
+    ratio = speedup(results)
+    if args.json:
+        print(json.dumps({
+            "results": [{"backend": r.backend, "num_envs": r.num_envs, "steps_per_s": r.steps_per_s} for r in results],
+            "speedup": ratio, "cpu": cpu, "traces": source, "video": video.name, "mode": args.mode,
+        }))
+    else:
+        print(f"speedup: {ratio:.0f}x")
+    return 0
