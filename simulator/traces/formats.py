@@ -1,0 +1,243 @@
+"""Trace loaders: Pensieve cooked, Mahimahi, Sabre JSON and CSV, with errors that name file and line.
+
+Every loader returns a ``Trace`` whose row i carries the bandwidth of the interval
+``(time_s[i-1], time_s[i]]`` (Pensieve's convention, see ``simulator.traces.model``):
+
+* **Pensieve cooked** - ``time_s<space|tab>throughput_Mbps`` per line, used as is.
+* **Mahimahi** - one integer millisecond timestamp per line, each a delivery opportunity for one
+  1500-byte packet. Opportunities are counted in ``mahimahi_bin_ms`` bins (1 s by default);
+  row i (i >= 1) holds bin i-1's rate and ends at ``i x bin``; row 0 anchors the clock at 0.
+* **Sabre JSON** - a list of ``{"duration_ms", "bandwidth_kbps", ...}``. Row 0 anchors the clock at
+  0; row i ends at the cumulative duration of entries 0..i-1 and holds entry i-1's bandwidth.
+* **CSV with a header** - a time column (``time``, ``time_s``, ``timestamp``: seconds, or ISO
+  wall-clock times) and a throughput column in Mbps (``throughput_mbps``, ``bandwidth_mbps``,
+  ``mbps``, ``throughput``) or kbps (``bandwidth_kbps``, ``throughput_kbps``); time is taken
+  relative to the first row.
+
+A row that repeats the previous row's timestamp spans no time (Pensieve's loop never uses its
+bandwidth) and is dropped; a time that goes backwards is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from simulator.traces.model import Trace, TraceError
+
+FORMATS = ("auto", "cooked", "mahimahi", "sabre", "csv")
+MAHIMAHI_PACKET_BYTES = 1500
+SKIPPED_NAMES = {"readme", "readme.md", "readme.txt", "manifest", "manifest.md", "license", "splits.txt"}
+TIME_COLUMNS = ("time", "time_s", "timestamp", "t", "seconds")
+MBPS_COLUMNS = ("throughput_mbps", "bandwidth_mbps", "mbps", "throughput", "bandwidth", "bw_mbps")
+KBPS_COLUMNS = ("bandwidth_kbps", "throughput_kbps", "kbps")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TraceError(path, "no such file") from None
+    except IsADirectoryError:
+        raise TraceError(path, "is a folder, not a trace file (use load_trace_dir)") from None
+    except OSError as error:
+        raise TraceError(path, f"cannot be read: {error.strerror or error}") from None
+    if b"\x00" in data[:65536]:
+        raise TraceError(path, "looks like a binary file, not a text trace")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise TraceError(path, "is not UTF-8 text", line) from None
+
+
+def _number(text: str, path: Path, line: int, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise TraceError(path, f"{what} {text!r} is not a number", line) from None
+
+
+def detect_format(path: Path, text: str) -> str:
+    """Guess the format from the extension, then from the first non-empty line."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "sabre"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if suffix == ".csv" or (first and any(ch.isalpha() for ch in first.replace("e", "").replace("E", "")) and "," in first):
+        return "csv"
+    if first.startswith("["):
+        return "sabre"
+    fields = first.replace(",", " ").split()
+    if len(fields) == 1 and fields[0].isdigit():
+        return "mahimahi"
+    return "cooked"
+
+
+def parse_cooked(path: Path, text: str) -> Trace:
+    times, bandwidths, lines = [], [], []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        fields = raw.split()
+        if not fields or raw.lstrip().startswith("#"):
+            continue
+        if len(fields) != 2:
+            raise TraceError(path, f"expected 2 columns (time_s Mbps), found {len(fields)}: {raw.strip()[:60]!r}", line_no)
+        times.append(_number(fields[0], path, line_no, "time"))
+        bandwidths.append(_number(fields[1], path, line_no, "bandwidth"))
+        lines.append(line_no)
+    return _trace(path, times, bandwidths, lines)
+
+
+def parse_mahimahi(path: Path, text: str, bin_ms: float = 1000.0) -> Trace:
+    stamps_ms, lines = [], []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        field = raw.strip()
+        if not field:
+            continue
+        if not field.isdigit():
+            raise TraceError(path, f"a Mahimahi line holds one integer millisecond timestamp, got {field[:60]!r}", line_no)
+        stamp = int(field)
+        if stamps_ms and stamp < stamps_ms[-1]:
+            raise TraceError(path, f"timestamp {stamp} ms is earlier than the previous {stamps_ms[-1]} ms", line_no)
+        stamps_ms.append(stamp)
+        lines.append(line_no)
+    if not stamps_ms:
+        raise TraceError(path, "the trace is empty (no data rows)")
+    n_bins = max(1, math.ceil(stamps_ms[-1] / bin_ms))
+    # Opportunity at t ms belongs to the bin covering (k x bin, (k+1) x bin]; t = 0 to the first bin.
+    bins = np.clip(np.ceil(np.array(stamps_ms, dtype=np.float64) / bin_ms) - 1, 0, n_bins - 1).astype(np.int64)
+    counts = np.bincount(bins, minlength=n_bins)
+    rate_mbps = counts * MAHIMAHI_PACKET_BYTES * 8 / (bin_ms / 1000.0) / 1e6
+    time_s = np.arange(n_bins + 1) * (bin_ms / 1000.0)
+    bw_mbps = np.concatenate([[rate_mbps[0]], rate_mbps])
+    first_line_of_bin = np.full(n_bins, lines[0])
+    for line_no, k in zip(reversed(lines), reversed(bins.tolist())):
+        first_line_of_bin[k] = line_no
+    return _trace(path, time_s, bw_mbps, np.concatenate([[lines[0]], first_line_of_bin]))
+
+
+def parse_sabre(path: Path, text: str) -> Trace:
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TraceError(path, f"invalid JSON: {error.msg}", error.lineno) from None
+    if not isinstance(entries, list):
+        raise TraceError(path, "a Sabre network trace is a JSON list of {duration_ms, bandwidth_kbps} objects", 1)
+    # Line of each entry: Sabre files hold one object per line; count opening braces to find them.
+    brace_lines = [text.count("\n", 0, pos) + 1 for pos, ch in enumerate(text) if ch == "{"]
+    times, bandwidths, lines = [0.0], [], [brace_lines[0] if brace_lines else 1]
+    clock_ms = 0.0
+    for index, entry in enumerate(entries):
+        line_no = brace_lines[index] if index < len(brace_lines) else None
+        if not isinstance(entry, dict) or "duration_ms" not in entry or "bandwidth_kbps" not in entry:
+            raise TraceError(path, f"entry {index} needs duration_ms and bandwidth_kbps", line_no)
+        duration_ms = _number(str(entry["duration_ms"]), path, line_no, "duration_ms")
+        kbps = _number(str(entry["bandwidth_kbps"]), path, line_no, "bandwidth_kbps")
+        clock_ms += duration_ms
+        times.append(clock_ms / 1000.0)
+        bandwidths.append(kbps / 1000.0)
+        lines.append(line_no or 0)
+    if not bandwidths:
+        raise TraceError(path, "the trace is empty (no data rows)")
+    return _trace(path, times, [bandwidths[0]] + bandwidths, lines)
+
+
+def _parse_time(text: str, path: Path, line_no: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise TraceError(path, f"time {text!r} is neither seconds nor an ISO date-time", line_no) from None
+
+
+def parse_csv(path: Path, text: str) -> Trace:
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if not header:
+        raise TraceError(path, "the trace is empty (no header, no data rows)")
+    columns = [name.strip().lower() for name in header]
+    time_col = next((columns.index(name) for name in TIME_COLUMNS if name in columns), None)
+    rate_col = next((columns.index(name) for name in MBPS_COLUMNS if name in columns), None)
+    scale = 1.0
+    if rate_col is None:
+        rate_col = next((columns.index(name) for name in KBPS_COLUMNS if name in columns), None)
+        scale = 1e-3
+    if time_col is None or rate_col is None:
+        raise TraceError(path, f"CSV header {header} needs a time column ({', '.join(TIME_COLUMNS)}) and a "
+                               f"throughput column ({', '.join(MBPS_COLUMNS + KBPS_COLUMNS)})", 1)
+    times, bandwidths, lines = [], [], []
+    for line_no, row in enumerate(rows, start=2):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise TraceError(path, f"expected {len(header)} columns as in the header, found {len(row)}", line_no)
+        times.append(_parse_time(row[time_col], path, line_no))
+        bandwidths.append(_number(row[rate_col], path, line_no, "throughput") * scale)
+        lines.append(line_no)
+    if times:
+        times = [t - times[0] for t in times]
+    return _trace(path, times, bandwidths, lines)
+
+
+def _trace(path: Path, times, bandwidths, lines) -> Trace:
+    time_s = np.asarray(times, dtype=np.float64)
+    bw_mbps = np.asarray(bandwidths, dtype=np.float64)
+    lines = np.asarray(lines, dtype=np.int64)
+    # A row repeating the previous timestamp spans zero time: Pensieve's delivery loop never
+    # uses its bandwidth. Drop it (10 Lumos LTE files have one); time going backwards stays an error.
+    repeated = np.zeros(len(time_s), dtype=bool)
+    repeated[1:] = time_s[1:] == time_s[:-1]
+    if repeated.any():
+        time_s, bw_mbps, lines = time_s[~repeated], bw_mbps[~repeated], lines[~repeated]
+    return Trace(name=path.name, time_s=time_s, bw_mbps=bw_mbps, source=str(path), lines=lines)
+
+
+PARSERS = {"cooked": parse_cooked, "mahimahi": parse_mahimahi, "sabre": parse_sabre, "csv": parse_csv}
+
+
+def load_trace(path: str | Path, fmt: str = "auto") -> Trace:
+    """Load one trace file; raise ``TraceError`` (file and line) on anything unusable."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"trace format must be one of {FORMATS}, got {fmt!r}")
+    text = _read_text(path)
+    if not text.strip():
+        raise TraceError(path, "the trace is empty (no data rows)")
+    return PARSERS[detect_format(path, text) if fmt == "auto" else fmt](path, text)
+
+
+def trace_files(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """The trace files under ``folder``, sorted by path; documentation files and dotfiles skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TraceError(folder, "no such folder" if not folder.exists() else "is a file, not a folder (use load_trace)")
+    pattern = "**/*" if recursive else "*"
+    files = [
+        path for path in folder.glob(pattern)
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.name.lower() not in SKIPPED_NAMES and path.suffix.lower() not in (".md", ".pkl", ".py")
+    ]
+    return sorted(files, key=lambda p: str(p.relative_to(folder)))
+
+
+def load_trace_dir(folder: str | Path, fmt: str = "auto", recursive: bool = True) -> list[Trace]:
+    """Load every trace under ``folder`` (sorted by relative path); an empty folder is an error."""
+    files = trace_files(folder, recursive)
+    if not files:
+        raise TraceError(folder, "holds no trace files")
+    return [load_trace(path, fmt) for path in files]
+
+
+def write_cooked(trace: Trace, path: str | Path) -> None:
+    """Write ``trace`` in Pensieve cooked format (``time_s<TAB>Mbps``, full float precision)."""
+    lines = [f"{t!r}\t{bw!r}" for t, bw in zip(trace.time_s.tolist(), trace.bw_mbps.tolist())]
+    Path(path).write_text("\n".join(lines) + "\n")
