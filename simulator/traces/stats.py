@@ -35,9 +35,14 @@ def resample_1s(trace: Trace) -> np.ndarray:
 
 
 def autocorrelation(series: np.ndarray, lag: int) -> float:
-    if len(series) <= lag + 1 or np.std(series) == 0:
+    if len(series) <= lag + 1 or np.std(series[:-lag]) == 0 or np.std(series[lag:]) == 0:
         return float("nan")
     return float(np.corrcoef(series[:-lag], series[lag:])[0, 1])
+
+
+def _nanmedian(values: list[float]) -> float:
+    finite = [value for value in values if np.isfinite(value)]
+    return float(np.median(finite)) if finite else float("nan")
 
 
 def trace_stats(traces: list[Trace]) -> dict[str, float]:
@@ -62,6 +67,6 @@ def trace_stats(traces: list[Trace]) -> dict[str, float]:
         "trace_mean_median_mbps": float(np.median(per_trace_means)),
         "trace_mean_max_mbps": float(per_trace_means.max()),
         "cv_median": float(np.median(cvs)) if cvs else float("nan"),
-        "acf1_median": float(np.nanmedian([autocorrelation(s, 1) for s in series] or [np.nan])),
-        "acf10_median": float(np.nanmedian([autocorrelation(s, 10) for s in series] or [np.nan])),
+        "acf1_median": _nanmedian([autocorrelation(s, 1) for s in series]),
+        "acf10_median": _nanmedian([autocorrelation(s, 10) for s in series]),
     }

@@ -2,8 +2,9 @@
 
 One generative model, parameterised per type by ``traces/synth/<type>.toml`` (data, not code):
 
-* each trace draws its own level: ``median_mbps x exp(between_sigma x N(0, 1))``, times
-  ``fast_factor`` for a ``fast_share`` of traces (broadband: a few much faster plans);
+* each trace draws its own level: ``median_mbps x exp(s x z)`` with z ~ N(0, 1) and
+  s = ``between_sigma`` below the median, ``between_sigma_high`` (default: the same) above it,
+  a two-piece log-normal for right-skewed sets such as broadband (a few much faster plans);
 * within a trace, log-throughput follows an AR(1) process (coefficient ``phi`` per step,
   stationary std ``sigma``), sampled every ``step_s``;
 * optional **states** (5G: line of sight / blocked / LTE fallback): a Markov chain with mean
@@ -89,9 +90,9 @@ def generate_one(network_type: str, rng: np.random.Generator, name: str, duratio
     if duration_s is None:
         duration_s = float(rng.uniform(*config["duration_s"]))
     n = max(2, int(round(duration_s / step_s)))
-    level = config["median_mbps"] * np.exp(config["between_sigma"] * rng.standard_normal())
-    if rng.random() < config.get("fast_share", 0.0):
-        level *= config["fast_factor"]
+    spread = rng.standard_normal()
+    sigma_level = config["between_sigma"] if spread < 0 else config.get("between_sigma_high", config["between_sigma"])
+    level = config["median_mbps"] * np.exp(sigma_level * spread)
     sigma = config["sigma"]
     log_noise = _ar1(rng, n, config["phi"], sigma)
     bw_mbps = level * np.exp(log_noise - sigma * sigma / 2.0)
