@@ -62,7 +62,7 @@ class SimConfig:
     random_start: bool = True
     default_level: int = 1
     qoe: QoEKind = "lin"
-    rebuffer_penalty: float | None = None  # None: 4.3 (lin), 2.66 (log), 8 (hd)
+    rebuffer_penalty: float | None = None  # None: see rebuffer_penalty_for
     smooth_penalty: float = 1.0
     reward_scale: float = 1.0
     history_len: int = 16
@@ -82,11 +82,19 @@ class SimConfig:
         if self.noise_low <= 0 or self.noise_high < self.noise_low:
             raise ValueError("SimConfig noise bounds must satisfy 0 < noise_low <= noise_high")
 
-    @property
-    def rebuffer_penalty_value(self) -> float:
+    def rebuffer_penalty_for(self, top_bitrate_kbps: float) -> float:
+        """QoE penalty per second of stall: the configured value, else Pensieve's rule.
+
+        Pensieve's lin penalty 4.3 is its top bitrate in Mbps (one second of stall costs one second
+        of the best quality), so for lin the default is the ladder's top bitrate in Mbps (4.3 for
+        Envivio; 160 for high-5g, so stalls stay as costly relative to bitrate on high ladders).
+        log: 2.66, hd: 8, as Pensieve, on any ladder (both utilities are scale-free).
+        """
         if self.rebuffer_penalty is not None:
             return self.rebuffer_penalty
-        return {"lin": 4.3, "log": 2.66, "hd": 8.0}[self.qoe]
+        if self.qoe == "lin":
+            return top_bitrate_kbps / 1000.0
+        return {"log": 2.66, "hd": 8.0}[self.qoe]
 
     def chunks_per_episode(self, video_chunks: int) -> int:
         n_chunks = video_chunks - 1 if self.mode == "pensieve" else video_chunks

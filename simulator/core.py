@@ -104,7 +104,7 @@ class VecSim:
         self._pf = np.array([
             config.rtt_s * 1000.0, config.payload_factor, config.buffer_cap_s * 1000.0,
             config.drain_quantum_s * 1000.0, video.chunk_s * 1000.0, config.noise_low, config.noise_high,
-            config.rebuffer_penalty_value, config.smooth_penalty, config.reward_scale,
+            config.rebuffer_penalty_for(video.bitrates_kbps[-1]), config.smooth_penalty, config.reward_scale,
         ], dtype=np.float64)
         self._pi = np.array([
             config.mode == "pensieve", config.noise, config.trace_order == "sequential", config.random_start,

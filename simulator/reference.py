@@ -61,6 +61,7 @@ class ReferencePlayer:
         self.layout = Layout(config.history_len, video.n_levels)
         self.n_episode_chunks = config.chunks_per_episode(video.n_chunks)
         self.utility = level_utilities(video, config)
+        self.rebuffer_penalty = config.rebuffer_penalty_for(video.bitrates_kbps[-1])
         self.pensieve = config.mode == "pensieve"
         self.seed(seed)
         self.obs = np.zeros(self.layout.size, dtype=np.float32)
@@ -166,7 +167,7 @@ class ReferencePlayer:
                 sleep_ms = residual_ms  # Pensieve reports what is left of the last row (quirk 3)
 
         qoe_bitrate = float(self.utility[level])
-        qoe_rebuffer = config.rebuffer_penalty_value * rebuffer_ms / MS_PER_S
+        qoe_rebuffer = self.rebuffer_penalty * rebuffer_ms / MS_PER_S
         qoe_smooth = config.smooth_penalty * abs(self.utility[level] - self.utility[self.last_level])
         result = ChunkResult(
             level=level,
