@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.baselines.base import Baseline, harmonic_mean, throughputs
+from simulator.baselines.base import Baseline, harmonic_mean
 from simulator.config import SimConfig
 
 HORIZON = 5
