@@ -1,0 +1,197 @@
+"""The cage: run untrusted work in a separate, limited process and always get control back.
+
+``run_caged(argv, workdir, limits)`` starts ``argv`` through ``llmabr.sandbox.jail`` in a new
+session, with
+
+* resource limits: address space, CPU seconds, file size, open files, processes;
+* a scrubbed environment: no API keys, no proxy settings, nothing from the parent except what
+  is listed in ``scrubbed_env``; HOME and TMPDIR point into the empty work directory, which is
+  also the working directory;
+* where the orchestrator runs as root: its own network namespace (no network) and its own
+  throw-away user id (so the process limit holds, the rest of the file system is read-only to it,
+  and every process it started can be killed by uid, even ones that left the process group);
+
+and kills the whole process group (and the uid's processes) on the wall-clock deadline or when
+the workload ends. Only the work directory is shared: inputs are written there before, outputs
+read from there after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+UID_BASE = 200_000  # throw-away user ids: 200000..259999, no /etc/passwd entry needed
+UID_SPAN = 60_000
+
+
+@dataclass(frozen=True)
+class CageLimits:
+    """Limits of one caged process tree. ``wall_s`` is the deadline; the rest are rlimits."""
+
+    wall_s: float = 30.0
+    cpu_s: int = 60
+    address_space_bytes: int = 6 << 30  # torch maps ~2-3 GiB of address space on import
+    file_bytes: int = 64 << 20
+    open_files: int = 256
+    processes: int = 128  # threads count too; torch runs a few even with one intra-op thread
+    drop_privileges: bool = True
+    network_namespace: bool = True
+
+
+@dataclass
+class CageResult:
+    """How a caged run ended. ``returncode`` < 0 is the signal that ended it."""
+
+    returncode: int | None
+    timed_out: bool
+    wall_s: float
+    session_id: int
+    uid: int
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    isolation: dict = field(default_factory=dict)
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                return signal.Signals(-self.returncode).name
+            except ValueError:
+                return f"signal {-self.returncode}"
+        return None
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"killed at the {self.wall_s:.1f} s wall-clock deadline"
+        if self.signal_name == "SIGXCPU":
+            return "killed: CPU-time limit exceeded"
+        if self.signal_name:
+            return f"killed by {self.signal_name}"
+        return f"exited with status {self.returncode}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def scrubbed_env(workdir: Path) -> dict[str, str]:
+    """The only environment a caged process sees: no secrets, no proxies, one thread per library."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "TORCH_NUM_THREADS": "1",
+    }
+
+
+@lru_cache(maxsize=None)
+def _can_drop_privileges() -> bool:
+    """True when a throw-away uid can run this interpreter and import the project (checked once)."""
+    if os.getuid() != 0:
+        return False
+    uid = UID_BASE + UID_SPAN - 1
+    probe = "import llmabr.sandbox.probe, simulator.core"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-I", "-c", f"import os; os.setgroups([]); os.setgid({uid}); os.setuid({uid}); {probe}"],
+            capture_output=True, timeout=60, env=scrubbed_env(Path("/")), cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", "replace")
+
+
+def _kill_tree(session_id: int, uid: int | None) -> None:
+    try:
+        os.killpg(session_id, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if uid is not None:  # children that called setsid() left the group but not the uid
+        subprocess.run([sys.executable, "-I", "-m", "llmabr.sandbox.jail", "--reap", str(uid)],
+                       env=scrubbed_env(Path("/")), cwd="/", capture_output=True, timeout=30)
+
+
+def session_processes(session_id: int) -> list[int]:
+    """Pids still alive in session ``session_id`` (for tests and leak checks)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields after the command: state, ppid, pgrp, session, ...
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits()) -> CageResult:
+    """Run ``argv`` caged in ``workdir`` (which must exist); never raises for what the workload does."""
+    workdir = Path(workdir).resolve()
+    uid = None
+    if limits.drop_privileges and _can_drop_privileges():
+        uid = UID_BASE + secrets.randbelow(UID_SPAN - 1)
+        for path in [workdir, *workdir.rglob("*")]:
+            os.chown(path, uid, uid)
+    env = scrubbed_env(workdir)
+    spec = {
+        "workdir": str(workdir),
+        "env": env,
+        "drop_uid": uid,
+        "network_namespace": limits.network_namespace,
+        "limits": {
+            "address_space_bytes": limits.address_space_bytes,
+            "cpu_s": limits.cpu_s,
+            "file_bytes": limits.file_bytes,
+            "open_files": limits.open_files,
+            "processes": limits.processes,
+        },
+    }
+    jail = [sys.executable, "-I", "-m", "llmabr.sandbox.jail", json.dumps(spec), "--"]
+    stdout_path, stderr_path = workdir / "stdout.txt", workdir / "stderr.txt"
+    start = time.perf_counter()
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(jail + list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=stdout, stderr=stderr, start_new_session=True, close_fds=True)
+    timed_out = False
+    try:
+        process.wait(timeout=limits.wall_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_tree(process.pid, uid)
+        process.wait()
+    wall_s = time.perf_counter() - start
+    try:
+        isolation = json.loads((workdir / "isolation.json").read_text())
+    except (OSError, ValueError):
+        isolation = {}
+    return CageResult(
+        returncode=process.returncode, timed_out=timed_out, wall_s=wall_s, session_id=process.pid,
+        uid=uid if uid is not None else os.getuid(), stdout_tail=_tail(stdout_path),
+        stderr_tail=_tail(stderr_path), isolation=isolation,
+    )
