@@ -20,6 +20,13 @@ def add_parser(commands) -> None:
     sim.add_argument("--seconds", type=float, default=2.0, help="measuring time per configuration")
     sim.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     sim.set_defaults(handler=run_sim)
+    check = targets.add_parser(
+        "check", help="S0+S1 wall time per seed design, next to the floor: a caged process that only imports torch",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    check.add_argument("designs", nargs="*", help="design folders (default: every folder in designs/)")
+    check.add_argument("--repeat", type=int, default=3, help="runs per design (the median is reported)")
+    check.set_defaults(handler=run_check)
 
 
 def _inputs(args):
@@ -69,4 +76,48 @@ def run_sim(args) -> int:
         }))
     else:
         print(f"speedup: {ratio:.0f}x")
+    return 0
+
+
+def run_check(args) -> int:
+    import statistics
+    import sys as _sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from llmabr.sandbox.cage import CageLimits, run_caged
+    from llmabr.sandbox.checks import check_design
+    from simulator.paths import REPO_ROOT
+
+    folders = [Path(d) for d in args.designs] or sorted(p for p in (REPO_ROOT / "designs").iterdir()
+                                                       if (p / "design.toml").exists())
+    if not folders:
+        print("error: no design folders found", file=sys.stderr)
+        return 2
+
+    def floor_s() -> float:
+        with tempfile.TemporaryDirectory(prefix="llmabr-bench-") as workdir:
+            start = time.perf_counter()
+            run_caged([_sys.executable, "-I", "-c", "import torch"], Path(workdir), CageLimits())
+            return time.perf_counter() - start
+
+    check_design(folders[0])  # warm the probe batches (built once per process) and the file cache
+    floors = [floor_s() for _ in range(args.repeat)]
+    floor = statistics.median(floors)
+    print(f"floor (caged process importing torch, nothing else): {floor:.2f} s")
+    print(f"{'design':<24} {'passed':>6} {'S0 ms':>8} {'S1+cage s':>10} {'total s':>8} {'x floor':>8}")
+    worst = 0.0
+    for folder in folders:
+        totals, s0s = [], []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            report = check_design(folder)
+            totals.append(time.perf_counter() - start)
+            s0s.append(report.s0_ms or 0.0)
+        total = statistics.median(totals)
+        worst = max(worst, total)
+        print(f"{folder.name:<24} {str(report.passed):>6} {statistics.median(s0s):>8.1f} "
+              f"{total - statistics.median(s0s) / 1000:>10.2f} {total:>8.2f} {total / floor:>8.2f}")
+    print(f"worst design: {worst:.2f} s per S0+S1 check (goal: under 3 s)")
     return 0

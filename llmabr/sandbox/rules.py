@@ -17,7 +17,7 @@ ALLOWED_IMPORTS = frozenset({
 DENIED_NAMES = frozenset({
     "open", "eval", "exec", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr",
     "delattr", "input", "breakpoint", "memoryview", "help", "exit", "quit", "copyright", "credits",
-    "license", "__builtins__", "__loader__", "__spec__", "classmethod", "staticmethod", "property",
+    "license", "__builtins__", "__loader__", "__spec__",
     "os", "sys", "subprocess", "socket", "ctypes", "importlib", "builtins", "pickle", "marshal", "shutil",
     "signal", "threading", "multiprocessing", "asyncio", "io", "pathlib", "tempfile", "urllib", "http",
     "requests", "resource", "gc", "inspect", "code", "codeop", "pty", "select", "mmap", "fcntl",
@@ -47,7 +47,8 @@ SAFE_BUILTINS = frozenset({
     "ValueError", "TypeError", "RuntimeError", "KeyError", "IndexError", "ZeroDivisionError",
     "ArithmeticError", "Exception", "NotImplementedError", "AssertionError", "StopIteration",
     "True", "False", "None", "type", "callable", "iter", "next", "format", "repr", "hash", "id", "chr", "ord",
-    "bin", "hex", "oct", "complex", "bytes", "bytearray", "__build_class__", "__name__",
+    "bin", "hex", "oct", "complex", "bytes", "bytearray", "property", "staticmethod", "classmethod",
+    "__build_class__", "__name__",
 })
 
 # Entry points a design's files must define.
