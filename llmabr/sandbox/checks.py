@@ -41,7 +41,8 @@ class CheckConfig:
     max_latency_ms_256: float = 250.0
     rows_per_network: int = 128
     history_len: int = 16
-    limits: CageLimits = field(default_factory=CageLimits)
+    # S1 needs torch (~0.7 GB of address space) and the probe batches: 3 GiB is ample.
+    limits: CageLimits = field(default_factory=lambda: CageLimits(wall_s=30.0, address_space_bytes=3 << 30))
     workdir_base: str | None = None  # where sandbox folders go (default: the system temp dir)
     keep_workdir: bool = False
 

@@ -4,7 +4,7 @@ It loads the design from the work directory, runs its state function and trunk o
 batches, and writes ``report.json`` after every check, so that whatever kills it (deadline,
 memory, a crash) the parent still learns which check was running. Checks, in order:
 
-load, features (names, dtype, shape), finite, normalization, batch_independence, determinism,
+load, features (names, dtype, shape), finite, normalization, determinism, batch_independence,
 trunk, parameters, latency, export (ONNX dry run; torch designs only).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 import time
 import traceback
@@ -126,6 +127,16 @@ class Probe:
         if not self._normalization(features, names, labels, targets):
             return
 
+        self.start("determinism")
+        with torch.no_grad():
+            again = loaded.state_fn(fields_of(obs))
+        changed = [name for name in names if name not in again or not torch.equal(again[name], features[name])]
+        if changed:
+            self.result("determinism", False, f"features {changed} differ between two calls on the same rows: "
+                                              "remove randomness (torch.rand, dropout) from the state function")
+            return
+        self.result("determinism", True)
+
         self.start("batch_independence")
         rng = np.random.default_rng(0)
         picks = rng.choice(len(obs), size=min(self.config["alone_rows"], len(obs)), replace=False)
@@ -139,26 +150,18 @@ class Probe:
                                     f"feature {name!r} has a different shape when computed for one row alone")
                         return
                     gap = float((alone[name][0] - features[name][row]).abs().max())
+                    if not math.isfinite(gap):  # e.g. a std over a batch of one: NaN alone, finite in a batch
+                        gap = math.inf
                     scale = 1.0 + float(features[name][row].abs().max())
                     if gap / scale > worst:
                         worst, worst_name = gap / scale, name
         if worst > self.config["batch_tolerance"]:
             self.result("batch_independence", False,
                         f"feature {worst_name!r} of a row changes with the other rows in the batch "
-                        f"(relative gap {worst:.2g}): compute each player's features from its own row only, "
+                        f"(relative gap {worst:.2g}; inf: NaN when the row is alone): compute each player's features from its own row only, "
                         "never from batch statistics such as a mean or max over dim 0", relative_gap=worst)
             return
         self.result("batch_independence", True, relative_gap=worst)
-
-        self.start("determinism")
-        with torch.no_grad():
-            again = loaded.state_fn(fields_of(obs))
-        changed = [name for name in names if name not in again or not torch.equal(again[name], features[name])]
-        if changed:
-            self.result("determinism", False, f"features {changed} differ between two calls on the same rows: "
-                                              "remove randomness (torch.rand, dropout) from the state function")
-            return
-        self.result("determinism", True)
 
         self.start("trunk")
         try:
