@@ -1,0 +1,45 @@
+"""``llmabr check``: exit status, JSON report, and the seed designs passing S0 and S1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmabr.cli.main import main
+from llmabr.design.format import Design, write_design
+from simulator.paths import REPO_ROOT
+from tests.llmabr.hostile.s1_cases import GOOD_NET
+
+
+@pytest.mark.parametrize("seed", ["pensieve", "pensieve-compat"])
+def test_seed_designs_pass_and_exit_zero(seed, capsys):
+    assert main(["check", str(REPO_ROOT / "designs" / seed), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["stage_reached"] == "S1" and report["rejected_at"] is None
+    names = [check["name"] for check in report["checks"]]
+    assert names == ["static", "load", "features", "finite", "normalization", "determinism", "batch_independence",
+                     "trunk", "parameters", "latency", "export"]
+    assert 500_000 < report["param_count"] < 560_000  # Pensieve's ~531k
+    assert {f["name"] for f in report["features"]} >= {"buffer", "throughput", "next_sizes"}
+
+
+def test_rejected_design_exits_one_with_a_readable_table(tmp_path, capsys):
+    folder = write_design(Design(name="raw", state_source="import torch\n\n\ndef state(m):\n"
+                                 "    return {'sizes': m['next_chunk_bytes']}\n", net_source=GOOD_NET), tmp_path / "raw")
+    assert main(["check", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "REJECTED at S1" in out and "normalization" in out and "raw kbps or bytes" in out
+
+
+def test_s0_rejection_is_fast_and_exits_one(tmp_path, capsys):
+    folder = write_design(Design(name="evil", state_source="import os\n\n\ndef state(m):\n    return {}\n",
+                                 net_source=GOOD_NET), tmp_path / "evil")
+    assert main(["check", str(folder), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["rejected_at"] == "S0" and report["cage"] is None
+    assert "import os" in report["checks"][0]["reason"]
+
+
+def test_missing_folder_is_a_usage_error(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nope")]) == 2
