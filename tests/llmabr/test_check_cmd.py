@@ -43,3 +43,13 @@ def test_s0_rejection_is_fast_and_exits_one(tmp_path, capsys):
 
 def test_missing_folder_is_a_usage_error(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope")]) == 2
+
+
+def test_nada_design_passes_s1_with_export_skipped(tmp_path, capsys):
+    from tests.llmabr.test_nada import NADA_STATE
+
+    folder = write_design(Design(name="nada", state_source=NADA_STATE, kind="nada"), tmp_path / "nada")
+    assert main(["check", str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    export = next(check for check in report["checks"] if check["name"] == "export")
+    assert report["exportable"] is False and "llmabr serve" in export["reason"]
