@@ -133,6 +133,41 @@ def _kill_tree(session_id: int, uid: int | None) -> None:
                        env=scrubbed_env(Path("/")), cwd="/", capture_output=True, timeout=30)
 
 
+def processes_in(workdir: Path) -> list[int]:
+    """Pids of live processes whose working directory is ``workdir`` or below (whatever their session)."""
+    found = []
+    prefix = str(workdir)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            if (cwd == prefix or cwd.startswith(prefix + "/")) and _state(entry) != "Z":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _state(entry: Path) -> str:
+    return (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _wait_gone(session_id: int, workdir: Path, timeout_s: float = 5.0) -> None:
+    """Kill, and wait for, every process left in the session or working in the work folder."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = set(session_processes(session_id)) | set(processes_in(workdir))
+        if not alive:
+            return
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+
+
 def session_processes(session_id: int) -> list[int]:
     """Pids still alive in session ``session_id`` (for tests and leak checks)."""
     alive = []
@@ -185,6 +220,7 @@ def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits())
     finally:
         _kill_tree(process.pid, uid)
         process.wait()
+        _wait_gone(process.pid, workdir)
     wall_s = time.perf_counter() - start
     try:
         isolation = json.loads((workdir / "isolation.json").read_text())
