@@ -1,0 +1,117 @@
+"""Training configuration: frozen dataclasses, a TOML file over them, ``--set a.b=c`` overrides.
+
+PPO defaults are the ones measured to work for ABR on this machine class (../shared/ANCHORS.md):
+lr 3e-4, gamma 0.99, GAE 0.95, clip 0.2, 32 players x 96 steps, minibatch 512, 4 epochs,
+advantages not normalized, gradient clipping effectively off, and an entropy bonus on the
+reward's scale (raw lin rewards: 1.0) decayed linearly to 0.05 over the first 75 % of the budget
+(decaying too early locks the policy into the lowest bitrate).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    n_envs: int = 32
+    n_steps: int = 96
+    batch_size: int = 512
+    n_epochs: int = 4
+    normalize_advantage: bool = False
+    max_grad_norm: float = 100.0
+    vf_coef: float = 0.5
+    ent_start: float = 1.0
+    ent_end: float = 0.05
+    ent_decay_fraction: float = 0.75
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    network: str = "broadband"
+    traces: str = "synthetic"  # a folder, or "synthetic" for generated traces of `network`
+    synthetic_count: int = 120
+    video: str | None = None  # profile name or folder; None: the network type's default
+    mode: str = "default"
+    qoe: str = "lin"
+    reward_scale: float | None = None  # None: 4.3 / top Mbps (Envivio's scale on every ladder)
+    total_steps: int = 200_000
+    seed: int = 0
+    val_fraction: float = 0.15
+    val_max_traces: int = 40
+    eval_every_steps: int = 20_000
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+
+def _coerce(text: str, current):
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return text.lower() == "true"
+    if isinstance(current, int):
+        return int(float(text))
+    if isinstance(current, float):
+        return float(text)
+    if current is None:
+        for cast in (int, float):
+            try:
+                return cast(text)
+            except ValueError:
+                pass
+        return None if text.lower() in ("none", "null") else text
+    return text
+
+
+def apply_overrides(config, values: dict, where: str = ""):
+    """A copy of ``config`` with nested ``values`` applied; unknown keys are errors."""
+    known = {f.name: f for f in fields(config)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ValueError(f"unknown setting '{where}{key}'; known: {', '.join(sorted(known))}")
+        current = getattr(config, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"setting {where}{key} is a section, not a value")
+            changes[key] = apply_overrides(current, value, f"{where}{key}.")
+        else:
+            changes[key] = _coerce(value, current) if isinstance(value, str) else value
+    return replace(config, **changes)
+
+
+def parse_set(items: list[str]) -> dict:
+    """['ppo.n_epochs=2', 'seed=3'] -> {'ppo': {'n_epochs': '2'}, 'seed': '3'}."""
+    tree: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value.strip()
+    return tree
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    config = TrainConfig()
+    if path is not None:
+        with open(path, "rb") as handle:
+            config = apply_overrides(config, tomllib.load(handle))
+    return apply_overrides(config, parse_set(list(overrides)))
+
+
+def to_dict(config) -> dict:
+    return {f.name: to_dict(getattr(config, f.name)) if is_dataclass(getattr(config, f.name)) else getattr(config, f.name)
+            for f in fields(config)}
+
+
+def from_dict(data: dict) -> TrainConfig:
+    return apply_overrides(TrainConfig(), data)

@@ -1,0 +1,91 @@
+"""Training and evaluation smoke tests: a few thousand caged PPO steps, failures as results, eval outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmabr.cli.main import main
+from llmabr.design.format import load_design, write_design
+from llmabr.train.caged import train_caged
+from llmabr.train.config import TrainConfig, load_config, parse_set
+from simulator.paths import REPO_ROOT
+from simulator.traces import generate, write_cooked
+
+SMALL = ["total_steps=3000", "eval_every_steps=1500", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12",
+         "val_max_traces=4"]
+
+
+def test_config_overrides_and_errors(tmp_path):
+    config = load_config(None, ["ppo.n_epochs=2", "seed=3", "traces=synthetic", "reward_scale=0.5"])
+    assert config.ppo.n_epochs == 2 and config.seed == 3 and config.reward_scale == 0.5
+    toml = tmp_path / "c.toml"
+    toml.write_text("network = '3g'\n[ppo]\nlearning_rate = 1e-4\n")
+    assert load_config(toml, ["ppo.n_steps=48"]).ppo.learning_rate == 1e-4
+    with pytest.raises(ValueError, match="unknown setting 'ppo.lr'"):
+        load_config(None, ["ppo.lr=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_set(["seed"])
+    assert TrainConfig().ppo.ent_start > TrainConfig().ppo.ent_end  # decayed, never constant
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "pensieve"
+    result = train_caged(REPO_ROOT / "designs" / "pensieve", load_config(None, SMALL), out, wall_s=300)
+    return out, result
+
+
+def test_caged_training_writes_a_complete_run(trained):
+    out, result = trained
+    assert result["status"] == "ok", result.get("reason")
+    assert result["steps"] >= 3000 and result["best_val_qoe"] is not None
+    for name in ("policy_best.pt", "policy_final.pt", "curve.json", "progress.json", "design/state.py"):
+        assert (out / name).exists(), name
+    curve = json.loads((out / "curve.json").read_text())
+    assert len(curve) >= 2 and curve[-1]["steps"] >= 3000
+    assert result["cage"]["isolation"]  # it really ran in the cage
+    assert any((out / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_same_seed_reproduces_the_run(trained, tmp_path):
+    out, result = trained
+    again = train_caged(REPO_ROOT / "designs" / "pensieve", load_config(None, SMALL), tmp_path / "again", wall_s=300)
+    first = json.loads((out / "curve.json").read_text())
+    second = json.loads((tmp_path / "again" / "curve.json").read_text())
+    assert [p["val_qoe"] for p in first] == [p["val_qoe"] for p in second]
+    assert again["steps"] == result["steps"]
+
+
+def test_a_design_that_crashes_mid_training_is_a_failed_result(tmp_path):
+    design = load_design(REPO_ROOT / "designs" / "pensieve")
+    crashing = design.with_(state_source=design.state_source.replace(
+        "    top_kbps = m[\"ladder_kbps\"][:, -1:]",
+        "    top_kbps = m[\"ladder_kbps\"][:, -1:]\n    if m[\"chunks_left\"].shape[0] == 256:\n"
+        "        raise ValueError(\"boom at the first update\")"))
+    folder = write_design(crashing, tmp_path / "crashing")
+    result = train_caged(folder, load_config(None, SMALL), tmp_path / "run", wall_s=300)
+    assert result["status"] == "failed" and "boom at the first update" in result["reason"]
+
+
+def test_a_run_past_its_deadline_is_a_failed_result(tmp_path):
+    result = train_caged(REPO_ROOT / "designs" / "pensieve", load_config(None, SMALL + ["total_steps=10000000"]),
+                         tmp_path / "run", wall_s=8)
+    assert result["status"] == "failed" and "deadline" in result["reason"]
+
+
+def test_eval_cli_writes_summary_csv_and_cdf(trained, tmp_path, capsys):
+    out, _ = trained
+    test_dir = tmp_path / "test_traces"
+    test_dir.mkdir()
+    for trace in generate("broadband", 5, seed=77):
+        write_cooked(trace, test_dir / trace.name)
+    assert main(["eval", str(out), "--traces", str(test_dir), "--baselines", "bb,robustmpc", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"pensieve", "bb", "robustmpc"}
+    low, high = summary["robustmpc"]["qoe_per_chunk_ci95"]
+    assert low <= summary["robustmpc"]["qoe_per_chunk"] <= high
+    eval_dir = out / "eval-test_traces"
+    assert (eval_dir / "cdf.png").stat().st_size > 1000
+    assert len((eval_dir / "per_trace.csv").read_text().strip().splitlines()) == 1 + 3 * 5
