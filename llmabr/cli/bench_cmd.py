@@ -27,6 +27,13 @@ def add_parser(commands) -> None:
     check.add_argument("designs", nargs="*", help="design folders (default: every folder in designs/)")
     check.add_argument("--repeat", type=int, default=3, help="runs per design (the median is reported)")
     check.set_defaults(handler=run_check)
+    train = targets.add_parser(
+        "train", help="PPO env-steps/s with a design vs SB3 on a zero-cost VecEnv (same settings, same network)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("design", nargs="?", default=None, help="design folder (default: designs/pensieve)")
+    train.add_argument("--steps", type=int, default=30_720, help="env steps per run (10 rollouts of 32 x 96)")
+    train.set_defaults(handler=run_train)
 
 
 def _inputs(args):
@@ -120,4 +127,32 @@ def run_check(args) -> int:
         print(f"{folder.name:<24} {str(report.passed):>6} {statistics.median(s0s):>8.1f} "
               f"{total - statistics.median(s0s) / 1000:>10.2f} {total:>8.2f} {total / floor:>8.2f}")
     print(f"worst design: {worst:.2f} s per S0+S1 check (goal: under 3 s)")
+    return 0
+
+
+def run_train(args) -> int:
+    import sys as _sys
+    import tempfile
+    from pathlib import Path
+
+    from llmabr.sandbox.cage import CageLimits, run_caged
+    from simulator.paths import REPO_ROOT
+
+    design = Path(args.design or REPO_ROOT / "designs" / "pensieve").resolve()
+    with tempfile.TemporaryDirectory(prefix="llmabr-bench-") as workdir:
+        cage = run_caged([_sys.executable, "-I", "-m", "llmabr.train.bench", str(design), str(args.steps)],
+                         Path(workdir), CageLimits(wall_s=1800.0, cpu_s=3600))
+    lines = cage.stdout_tail.strip().splitlines()
+    if cage.returncode != 0 or not lines:
+        print(f"error: the benchmark process {cage.describe()}: {cage.stderr_tail[-800:]}", file=sys.stderr)
+        return 1
+    result = json.loads(lines[-1])
+    print(f"design {design.name}, PPO defaults (32 players x 96 steps, minibatch 512, 4 epochs), "
+          f"{args.steps:,} steps per run, one torch thread, in the cage")
+    print(f"{'run':<14} {'steps/s':>9} {'rollout s':>10} {'update s':>9} {'update share':>13}")
+    for name in ("sb3_ceiling", "abr"):
+        run = result[name]
+        print(f"{name:<14} {run['steps_per_s']:>9,.0f} {run['rollout_s']:>10.2f} {run['update_s']:>9.2f} "
+              f"{run['update_s'] / run['wall_s']:>12.0%}")
+    print(f"ratio to SB3 ceiling: {100 * result['ratio']:.0f}%")
     return 0
