@@ -184,8 +184,11 @@ def session_processes(session_id: int) -> list[int]:
     return alive
 
 
-def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits()) -> CageResult:
-    """Run ``argv`` caged in ``workdir`` (which must exist); never raises for what the workload does."""
+def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(), on_poll=None) -> CageResult:
+    """Run ``argv`` caged in ``workdir`` (which must exist); never raises for what the workload does.
+
+    ``on_poll()``, if given, is called about twice a second while the workload runs (progress display).
+    """
     workdir = Path(workdir).resolve()
     uid = None
     if limits.drop_privileges and _can_drop_privileges():
@@ -213,10 +216,18 @@ def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits())
         process = subprocess.Popen(jail + list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                    stdout=stdout, stderr=stderr, start_new_session=True, close_fds=True)
     timed_out = False
+    deadline = start + limits.wall_s
     try:
-        process.wait(timeout=limits.wall_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        while True:
+            try:
+                process.wait(timeout=max(0.0, min(0.5, deadline - time.perf_counter())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.perf_counter() >= deadline:
+                    timed_out = True
+                    break
+                if on_poll is not None:
+                    on_poll()
     finally:
         _kill_tree(process.pid, uid)
         process.wait()

@@ -14,7 +14,7 @@ from llmabr.train.config import TrainConfig, to_dict
 
 
 def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: float = 3600.0,
-                on_poll=None) -> dict:
+                on_poll=None, reference_curve: list[dict] | None = None) -> dict:
     """Train in a caged process whose work folder is ``out_dir``; returns result.json's data."""
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -23,7 +23,7 @@ def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: fl
     write_design(load_design(design_dir), out_dir / "design")
     if config.traces != "synthetic":
         config = replace(config, traces=str(Path(config.traces).resolve()))
-    (out_dir / "request.json").write_text(json.dumps({"config": to_dict(config)}))
+    (out_dir / "request.json").write_text(json.dumps({"config": to_dict(config), "reference_curve": reference_curve}))
     limits = CageLimits(wall_s=wall_s, cpu_s=int(wall_s * 2) + 60, address_space_bytes=8 << 30, file_bytes=1 << 30)
     cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.entry", "request.json"], out_dir, limits,
                      on_poll=on_poll)

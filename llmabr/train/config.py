@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
+from llmabr.train.early_stop import EarlyStopConfig
+
 
 @dataclass(frozen=True)
 class PPOConfig:
@@ -47,6 +49,7 @@ class TrainConfig:
     val_max_traces: int = 40
     eval_every_steps: int = 20_000
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
 
 
 def _coerce(text: str, current):

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     out_dir = Path.cwd()
     request = json.loads(Path(argv[0]).read_text())
     try:
-        train(out_dir / "design", from_dict(request["config"]), out_dir)
+        train(out_dir / "design", from_dict(request["config"]), out_dir, request.get("reference_curve"))
     except BaseException as error:  # noqa: BLE001 - design code may raise anything
         from llmabr.sandbox.probe import describe_error
 

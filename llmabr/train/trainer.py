@@ -30,6 +30,7 @@ from llmabr.design.compose import DesignPolicy, PolicyLogits, policy_kwargs
 from llmabr.design.format import load_design
 from llmabr.design.loader import load_modules
 from llmabr.train.config import TrainConfig, to_dict
+from llmabr.train.early_stop import EarlyStopRule
 from simulator.baselines.protocol import run_test_protocol
 from simulator.config import SimConfig
 from simulator.envs import AbrSB3VecEnv
@@ -126,6 +127,22 @@ class Validation(BaseCallback):
         return True
 
 
+class EarlyStop(BaseCallback):
+    """S2: ends training when ``EarlyStopRule`` says the run is clearly behind the seed design."""
+
+    def __init__(self, rule: EarlyStopRule, validation: Validation):
+        super().__init__()
+        self.rule, self.validation, self.checked, self.stopped = rule, validation, 0, False
+
+    def _on_rollout_end(self) -> None:
+        for point in self.validation.curve[self.checked:]:
+            self.stopped = self.stopped or self.rule.should_stop(point["steps"], point["val_qoe"])
+        self.checked = len(self.validation.curve)
+
+    def _on_step(self) -> bool:
+        return not self.stopped
+
+
 class Progress(BaseCallback):
     """Writes progress.json (steps, steps/s, recent training QoE per chunk) every couple of seconds."""
 
@@ -163,7 +180,7 @@ class NanGuard(BaseCallback):
         return not self.tripped
 
 
-def train(design_dir: Path, config: TrainConfig, out_dir: Path) -> dict:
+def train(design_dir: Path, config: TrainConfig, out_dir: Path, reference_curve: list[dict] | None = None) -> dict:
     """Train ``design_dir`` under ``config``, writing everything into ``out_dir``; returns result.json's data."""
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -187,10 +204,15 @@ def train(design_dir: Path, config: TrainConfig, out_dir: Path) -> dict:
     )
     validation = Validation(val_traces, video, config, out_dir, started)
     guard = NanGuard()
-    callbacks = CallbackList([
+    callbacks = [
         EntropyDecay(ppo.ent_start, ppo.ent_end, ppo.ent_decay_fraction, config.total_steps),
         validation, Progress(out_dir, config.total_steps, reward_scale, chunks_scored, validation), guard,
-    ])
+    ]
+    early_stop = None
+    if config.early_stop.enabled and reference_curve:
+        early_stop = EarlyStop(EarlyStopRule(reference_curve, config.early_stop, config.total_steps), validation)
+        callbacks.append(early_stop)
+    callbacks = CallbackList(callbacks)
     model.learn(config.total_steps, callback=callbacks, tb_log_name="ppo")
 
     if guard.tripped:
@@ -199,6 +221,9 @@ def train(design_dir: Path, config: TrainConfig, out_dir: Path) -> dict:
         validation.record()
         torch.save(model.policy.state_dict(), out_dir / "policy_final.pt")
         result = {"status": "ok", "reason": ""}
+    result["stopped_early"] = bool(early_stop and early_stop.stopped)
+    if result["stopped_early"]:
+        result["reason"] = early_stop.rule.reason
     result.update({
         "design": design.name, "network": config.network, "video": video.name, "seed": config.seed,
         "steps": int(model.num_timesteps), "wall_s": time.perf_counter() - started,

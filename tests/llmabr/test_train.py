@@ -89,3 +89,38 @@ def test_eval_cli_writes_summary_csv_and_cdf(trained, tmp_path, capsys):
     eval_dir = out / "eval-test_traces"
     assert (eval_dir / "cdf.png").stat().st_size > 1000
     assert len((eval_dir / "per_trace.csv").read_text().strip().splitlines()) == 1 + 3 * 5
+
+
+def test_early_stop_rule():
+    from llmabr.train.early_stop import EarlyStopConfig, EarlyStopRule
+
+    reference = [{"steps": 0, "val_qoe": 0.3}, {"steps": 1000, "val_qoe": 1.0}]
+    rule = EarlyStopRule(reference, EarlyStopConfig(enabled=True, margin=0.1, min_fraction=0.25, patience=2), 1000)
+    assert rule.reference_at(500) == pytest.approx(0.65)
+    assert not rule.should_stop(100, 0.0)  # too early for a verdict
+    assert not rule.should_stop(400, 0.0)  # first strike
+    assert not rule.should_stop(500, 0.7)  # back within the margin: strikes reset
+    assert not rule.should_stop(600, 0.5)
+    assert rule.should_stop(700, 0.5) and "below the seed design" in rule.reason
+
+
+def test_training_stops_early_behind_the_reference(tmp_path):
+    config = load_config(None, SMALL + ["total_steps=6000", "eval_every_steps=1000", "early_stop.enabled=true",
+                                       "early_stop.min_fraction=0.1", "early_stop.patience=1"])
+    unbeatable = [{"steps": 0, "val_qoe": 5.0}, {"steps": 6000, "val_qoe": 5.0}]
+    result = train_caged(REPO_ROOT / "designs" / "pensieve", config, tmp_path / "run", wall_s=300,
+                         reference_curve=unbeatable)
+    assert result["status"] == "ok" and result["stopped_early"]
+    assert result["steps"] < 6000 and "stopped early" in result["reason"]
+
+
+def test_train_cli_runs_several_seeds_with_early_stopping(tmp_path, capsys):
+    args = ["train", str(REPO_ROOT / "designs" / "pensieve"), "--steps", "2000", "--seeds", "2", "--early-stop",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs")]
+    for item in ["eval_every_steps=1000", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12", "val_max_traces=4"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "training the seed design first" in err and "2/2 seeds finished" in err
+    assert (tmp_path / "runs" / "seed-0" / "result.json").exists() and (tmp_path / "runs" / "seed-1" / "result.json").exists()
+    assert list((tmp_path / "cache").glob("seed-curve-broadband-*.json"))

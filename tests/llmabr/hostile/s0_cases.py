@@ -2,10 +2,9 @@
 
 Each case: (id, state source, net source or None for the corpus's good net, expected S0 check,
 message fragment). Several would do harm at import time if they were ever executed: S0 must
-stop them by reading alone.
+stop them by reading alone. A net source of None means the corpus's good net (s1_cases.GOOD_NET).
 """
 
-from tests.llmabr.hostile.s1_cases import GOOD_NET
 
 
 def _state(body: str, imports: str = "import torch\n") -> str:
