@@ -48,6 +48,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     val_max_traces: int = 40
     eval_every_steps: int = 20_000
+    keep_checkpoints: bool = False
     ppo: PPOConfig = field(default_factory=PPOConfig)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
 

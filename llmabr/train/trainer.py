@@ -10,6 +10,7 @@ NaN guard), then the result files in the run folder:
     curve.json       validation QoE per chunk against env steps and wall-clock seconds
     progress.json    rewritten every few seconds while training (for the caller's progress bar)
     policy_best.pt / policy_final.pt   state_dicts of the policy (with the design's source beside)
+    checkpoints/     the policy at every validation point (``keep_checkpoints``)
     tb/              TensorBoard logs
 """
 
@@ -116,6 +117,9 @@ class Validation(BaseCallback):
         if qoe > self.best:
             self.best = qoe
             torch.save(self.model.policy.state_dict(), self.out_dir / "policy_best.pt")
+        if self.config.keep_checkpoints:  # for learning curves on test traces, scored after training
+            (self.out_dir / "checkpoints").mkdir(exist_ok=True)
+            torch.save(self.model.policy.state_dict(), self.out_dir / "checkpoints" / f"policy_{self.num_timesteps:09d}.pt")
         write_json(self.out_dir / "curve.json", self.curve)
 
     def _on_rollout_end(self) -> None:
