@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmabr.sandbox.cage import CageLimits, run_caged, session_processes
+from llmabr.sandbox.cage import CageLimits, processes_in, run_caged, session_processes
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="namespaces and read-only mounts need root; rlimits still apply")
@@ -21,19 +21,6 @@ def caged(tmp_path: Path, code: str, **limits):
     (workdir / "job.py").write_text(code)
     result = run_caged([sys.executable, "-I", "job.py"], workdir, CageLimits(**limits))
     return result, workdir
-
-
-def processes_in(workdir: Path) -> list[int]:
-    """Host pids of live processes whose working directory is ``workdir`` (sessions aside)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == workdir.resolve():
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
 
 
 def assert_nothing_left(result, workdir: Path):

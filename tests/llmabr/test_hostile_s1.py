@@ -15,23 +15,11 @@ from pathlib import Path
 import pytest
 
 from llmabr.design.format import Design, write_design
-from llmabr.sandbox.cage import session_processes
+from llmabr.sandbox.cage import processes_in, session_processes
 from llmabr.sandbox.checks import CheckConfig, check_design
 from tests.llmabr.hostile.s1_cases import GOOD_NET, GOOD_STATE, S1_CASES
 
 DEADLINE_CASES = {"infinite_loop", "busy_counter"}
-
-
-def processes_under(base: Path) -> list[int]:
-    """Live processes whose working directory lies under ``base`` (deleted or not)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(str(base)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def tree(path: Path) -> set[str]:
@@ -46,16 +34,17 @@ def run_check(tmp_path):
         sandboxes = tmp_path / "sandboxes"
         sandboxes.mkdir(exist_ok=True)
         config = replace(CheckConfig(workdir_base=str(sandboxes)), **config_changes)
-        before_tmp, before_here = set(os.listdir("/tmp")), tree(tmp_path)
+        before_here = tree(tmp_path)
         report = check_design(folder, config)
         time.sleep(0.1)
         # the parent is unharmed: nothing left running, nothing written outside the sandbox
         if report.cage:
             assert session_processes(report.cage["session_id"]) == []
-        assert processes_under(sandboxes) == []
+        assert processes_in(sandboxes) == []
         assert os.listdir(sandboxes) == []  # the sandbox folder itself was removed
         assert tree(tmp_path) - before_here <= {"sandboxes"}
-        assert {name for name in set(os.listdir("/tmp")) - before_tmp if not name.startswith("pytest")} == set()
+        # (writes anywhere else are impossible: the cage mounts everything but its folder read-only,
+        # which tests/llmabr/test_cage.py checks directly)
         assert sum(range(10)) == 45
         return report
     return run
