@@ -1,0 +1,130 @@
+"""Issue #4's quality bar: test QoE of a trained design against wall-clock and env steps, next to RobustMPC.
+
+    python experiments/quality_bar.py RUN [RUN ...] --test-traces DIR --out experiments/results/NAME
+
+Each RUN is a folder of ``llmabr train ... --set keep_checkpoints=true``. Every checkpoint is
+scored on the test traces in one caged process (design code never runs here); RobustMPC (index
+fixed) is scored here on the same traces. Writes ``curves.csv``, ``curves.png`` and
+``summary.md``: per run the wall-clock minutes to reach RobustMPC's QoE and the test QoE at 5 and
+20 minutes (the last checkpoint before), then the medians over runs. Wall-clock is the trainer's
+own clock (validation included), on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from llmabr.sandbox.cage import CageLimits, run_caged
+from llmabr.train.evaluate import evaluate, summarize
+from simulator.baselines import make_baseline
+from simulator.layout import Layout
+from simulator.traces import load_trace_dir
+from simulator.video import load_profile
+
+
+def checkpoint_curve(run: Path, test_traces: Path) -> list[dict]:
+    result = json.loads((run / "result.json").read_text())
+    curve = json.loads((run / "curve.json").read_text())
+    checkpoints = sorted((run / "checkpoints").glob("policy_*.pt"))
+    weights = [str(path.relative_to(run)) for path in checkpoints]
+    out = run / f"curve-{test_traces.name}"
+    out.mkdir(exist_ok=True)
+    (out / "request.json").write_text(json.dumps({
+        "run_dir": str(run.resolve()), "traces": str(test_traces.resolve()), "video": result["video"],
+        "mode": result["config"]["mode"], "qoe": result["config"]["qoe"], "weights": weights}))
+    cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.eval_entry", "request.json"], out,
+                     CageLimits(wall_s=3600.0, cpu_s=7200))
+    if not (out / "per_checkpoint.json").exists():
+        raise SystemExit(f"{run}: scoring the checkpoints failed ({cage.describe()}): {cage.stderr_tail[-500:]}")
+    scored = json.loads((out / "per_checkpoint.json").read_text())
+    wall_by_steps = {point["steps"]: point["wall_s"] for point in curve}
+    rows = []
+    for name in weights:
+        steps = int(Path(name).stem.split("_")[1])
+        stats = summarize(scored[name])
+        rows.append({"run": run.name, "steps": steps, "wall_s": wall_by_steps.get(steps, float("nan")),
+                     "test_qoe": stats["qoe_per_chunk"], "ci_low": stats["qoe_per_chunk_ci95"][0],
+                     "ci_high": stats["qoe_per_chunk_ci95"][1]})
+    return rows
+
+
+def at_minutes(rows: list[dict], minutes: float) -> float | None:
+    before = [row for row in rows if row["wall_s"] <= minutes * 60.0]
+    return before[-1]["test_qoe"] if before else None
+
+
+def minutes_to_reach(rows: list[dict], target: float) -> float | None:
+    return next((row["wall_s"] / 60.0 for row in rows if row["test_qoe"] >= target), None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--test-traces", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    video = load_profile(json.loads((args.runs[0] / "result.json").read_text())["video"])
+    traces = load_trace_dir(args.test_traces)
+    mpc = summarize(evaluate(make_baseline("robustmpc", video, Layout(16, video.n_levels)), traces, video))
+    target = mpc["qoe_per_chunk"]
+    curves = {run.name: checkpoint_curve(run, args.test_traces) for run in args.runs}
+
+    with open(args.out / "curves.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["run", "steps", "wall_s", "test_qoe", "ci_low", "ci_high"])
+        writer.writeheader()
+        for rows in curves.values():
+            writer.writerows(rows)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (by_time, by_steps) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, rows in curves.items():
+        by_time.plot([r["wall_s"] / 60 for r in rows], [r["test_qoe"] for r in rows], marker=".", label=name)
+        by_steps.plot([r["steps"] / 1e6 for r in rows], [r["test_qoe"] for r in rows], marker=".", label=name)
+    for axes, label in ((by_time, "wall-clock minutes (one core)"), (by_steps, "env steps (millions)")):
+        axes.axhline(target, color="black", linestyle="--", linewidth=1, label=f"RobustMPC {target:.3f}")
+        axes.axhline(1.05 * target, color="grey", linestyle=":", linewidth=1, label="RobustMPC + 5 %")
+        axes.set_xlabel(label)
+        axes.set_ylabel(f"test QoE per chunk ({args.test_traces.name})")
+        axes.grid(alpha=0.3)
+    by_time.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(args.out / "curves.png", dpi=120)
+
+    lines = [f"# Quality bar: {', '.join(curves)} on {args.test_traces}", "",
+             f"RobustMPC (index fixed) on the same {len(traces)} test traces: {target:.3f} per chunk "
+             f"(95% CI {mpc['qoe_per_chunk_ci95'][0]:.3f}-{mpc['qoe_per_chunk_ci95'][1]:.3f}).", "",
+             "| run | minutes to RobustMPC | QoE at 5 min | QoE at 20 min | best | vs RobustMPC at 20 min |",
+             "|---|---:|---:|---:|---:|---:|"]
+    summary = []
+    for name, rows in curves.items():
+        reach, q5, q20 = minutes_to_reach(rows, target), at_minutes(rows, 5), at_minutes(rows, 20)
+        best = max(row["test_qoe"] for row in rows)
+        summary.append((reach, q5, q20))
+        fmt = lambda v, spec=".3f": "-" if v is None else format(v, spec)  # noqa: E731
+        lines.append(f"| {name} | {fmt(reach, '.1f')} | {fmt(q5)} | {fmt(q20)} | {best:.3f} | "
+                     f"{'-' if q20 is None else format(100 * (q20 / target - 1), '+.1f') + ' %'} |")
+    if len(summary) > 1:
+        def median(values):
+            known = [v for v in values if v is not None]
+            return float(np.median(known)) if known else None
+        lines.append(f"| median | {median([s[0] for s in summary])} | {median([s[1] for s in summary])} | "
+                     f"{median([s[2] for s in summary])} | | |")
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
