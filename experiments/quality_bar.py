@@ -6,8 +6,13 @@ Each RUN is a folder of ``llmabr train ... --set keep_checkpoints=true``. Every 
 scored on the test traces in one caged process (design code never runs here); RobustMPC (index
 fixed) is scored here on the same traces. Writes ``curves.csv``, ``curves.png`` and
 ``summary.md``: per run the wall-clock minutes to reach RobustMPC's QoE and the test QoE at 5 and
-20 minutes (the last checkpoint before), then the medians over runs. Wall-clock is the trainer's
-own clock (validation included), on one core.
+20 minutes, then the medians over runs. Wall-clock is the trainer's own clock (validation
+included), on one core.
+
+The policy "at" a time is counted two ways: the latest checkpoint before it, and the checkpoint
+a user would deploy then - the best on the validation traces (split from the training traces)
+among those saved so far, which is what ``policy_best.pt`` holds at that moment. Test QoE never
+chooses a checkpoint.
 """
 
 from __future__ import annotations
@@ -44,23 +49,34 @@ def checkpoint_curve(run: Path, test_traces: Path) -> list[dict]:
         raise SystemExit(f"{run}: scoring the checkpoints failed ({cage.describe()}): {cage.stderr_tail[-500:]}")
     scored = json.loads((out / "per_checkpoint.json").read_text())
     wall_by_steps = {point["steps"]: point["wall_s"] for point in curve}
+    val_by_steps = {point["steps"]: point["val_qoe"] for point in curve}
     rows = []
     for name in weights:
         steps = int(Path(name).stem.split("_")[1])
         stats = summarize(scored[name])
         rows.append({"run": run.name, "steps": steps, "wall_s": wall_by_steps.get(steps, float("nan")),
-                     "test_qoe": stats["qoe_per_chunk"], "ci_low": stats["qoe_per_chunk_ci95"][0],
+                     "val_qoe": val_by_steps.get(steps, float("nan")), "test_qoe": stats["qoe_per_chunk"], "ci_low": stats["qoe_per_chunk_ci95"][0],
                      "ci_high": stats["qoe_per_chunk_ci95"][1]})
     return rows
 
 
-def at_minutes(rows: list[dict], minutes: float) -> float | None:
+def with_selection(rows: list[dict]) -> list[dict]:
+    """Add ``selected_qoe``: test QoE of the validation-best checkpoint saved up to each row."""
+    best = None
+    for row in rows:
+        if best is None or row["val_qoe"] > best["val_qoe"]:
+            best = row
+        row["selected_qoe"] = best["test_qoe"]
+    return rows
+
+
+def at_minutes(rows: list[dict], minutes: float, key: str = "test_qoe") -> float | None:
     before = [row for row in rows if row["wall_s"] <= minutes * 60.0]
-    return before[-1]["test_qoe"] if before else None
+    return before[-1][key] if before else None
 
 
-def minutes_to_reach(rows: list[dict], target: float) -> float | None:
-    return next((row["wall_s"] / 60.0 for row in rows if row["test_qoe"] >= target), None)
+def minutes_to_reach(rows: list[dict], target: float, key: str = "test_qoe") -> float | None:
+    return next((row["wall_s"] / 60.0 for row in rows if row[key] >= target), None)
 
 
 def main() -> int:
@@ -75,10 +91,11 @@ def main() -> int:
     traces = load_trace_dir(args.test_traces)
     mpc = summarize(evaluate(make_baseline("robustmpc", video, Layout(16, video.n_levels)), traces, video))
     target = mpc["qoe_per_chunk"]
-    curves = {run.name: checkpoint_curve(run, args.test_traces) for run in args.runs}
+    curves = {run.name: with_selection(checkpoint_curve(run, args.test_traces)) for run in args.runs}
 
     with open(args.out / "curves.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["run", "steps", "wall_s", "test_qoe", "ci_low", "ci_high"])
+        writer = csv.DictWriter(handle, fieldnames=["run", "steps", "wall_s", "val_qoe", "test_qoe", "ci_low", "ci_high",
+                                                    "selected_qoe"])
         writer.writeheader()
         for rows in curves.values():
             writer.writerows(rows)
@@ -90,8 +107,12 @@ def main() -> int:
 
     figure, (by_time, by_steps) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, rows in curves.items():
-        by_time.plot([r["wall_s"] / 60 for r in rows], [r["test_qoe"] for r in rows], marker=".", label=name)
-        by_steps.plot([r["steps"] / 1e6 for r in rows], [r["test_qoe"] for r in rows], marker=".", label=name)
+        line, = by_time.plot([r["wall_s"] / 60 for r in rows], [r["test_qoe"] for r in rows], marker=".",
+                             linewidth=1, label=f"{name} latest")
+        by_time.step([r["wall_s"] / 60 for r in rows], [r["selected_qoe"] for r in rows], where="post",
+                     color=line.get_color(), linewidth=2, alpha=0.6, label=f"{name} validation-best")
+        by_steps.plot([r["steps"] / 1e6 for r in rows], [r["test_qoe"] for r in rows], marker=".", linewidth=1,
+                      color=line.get_color(), label=name)
     for axes, label in ((by_time, "wall-clock minutes (one core)"), (by_steps, "env steps (millions)")):
         axes.axhline(target, color="black", linestyle="--", linewidth=1, label=f"RobustMPC {target:.3f}")
         axes.axhline(1.05 * target, color="grey", linestyle=":", linewidth=1, label="RobustMPC + 5 %")
@@ -104,23 +125,34 @@ def main() -> int:
 
     lines = [f"# Quality bar: {', '.join(curves)} on {args.test_traces}", "",
              f"RobustMPC (index fixed) on the same {len(traces)} test traces: {target:.3f} per chunk "
-             f"(95% CI {mpc['qoe_per_chunk_ci95'][0]:.3f}-{mpc['qoe_per_chunk_ci95'][1]:.3f}).", "",
-             "| run | minutes to RobustMPC | QoE at 5 min | QoE at 20 min | best | vs RobustMPC at 20 min |",
-             "|---|---:|---:|---:|---:|---:|"]
-    summary = []
-    for name, rows in curves.items():
-        reach, q5, q20 = minutes_to_reach(rows, target), at_minutes(rows, 5), at_minutes(rows, 20)
-        best = max(row["test_qoe"] for row in rows)
-        summary.append((reach, q5, q20))
-        fmt = lambda v, spec=".3f": "-" if v is None else format(v, spec)  # noqa: E731
-        lines.append(f"| {name} | {fmt(reach, '.1f')} | {fmt(q5)} | {fmt(q20)} | {best:.3f} | "
-                     f"{'-' if q20 is None else format(100 * (q20 / target - 1), '+.1f') + ' %'} |")
-    if len(summary) > 1:
-        def median(values):
-            known = [v for v in values if v is not None]
-            return float(np.median(known)) if known else None
-        lines.append(f"| median | {median([s[0] for s in summary])} | {median([s[1] for s in summary])} | "
-                     f"{median([s[2] for s in summary])} | | |")
+             f"(95% CI {mpc['qoe_per_chunk_ci95'][0]:.3f}-{mpc['qoe_per_chunk_ci95'][1]:.3f}); +5 %: {1.05 * target:.3f}.", ""]
+    def fmt(value, spec=".3f"):
+        return "-" if value is None else "never" if value == float("inf") else format(value, spec)
+
+    def median(values):  # a run that never got there counts as infinitely slow
+        return None if any(v is None for v in values) else float(np.median(values))
+
+    for key, title in (("selected_qoe", "Validation-best checkpoint so far (what policy_best.pt holds)"),
+                       ("test_qoe", "Latest checkpoint")):
+        lines += [f"## {title}", "",
+                  "| run | minutes to RobustMPC | minutes to +5 % | QoE at 5 min | QoE at 20 min | vs RobustMPC at 20 min | env steps at 20 min |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        summary = []
+        for name, rows in curves.items():
+            reach, reach5 = (minutes_to_reach(rows, goal, key) for goal in (target, 1.05 * target))
+            reach, reach5 = (float("inf") if v is None else v for v in (reach, reach5))
+            q5, q20, steps20 = at_minutes(rows, 5, key), at_minutes(rows, 20, key), at_minutes(rows, 20, "steps")
+            summary.append((reach, reach5, q5, q20))
+            lines.append(f"| {name} | {fmt(reach, '.1f')} | {fmt(reach5, '.1f')} | {fmt(q5)} | {fmt(q20)} | "
+                         f"{'-' if q20 is None else format(100 * (q20 / target - 1), '+.1f') + ' %'} | "
+                         f"{fmt(steps20, ',')} |")
+        if len(summary) > 1:
+            m = [median([s[i] for s in summary]) for i in range(4)]
+            lines.append(f"| **median** | {fmt(m[0], '.1f')} | {fmt(m[1], '.1f')} | {fmt(m[2])} | {fmt(m[3])} | "
+                         f"{'-' if m[3] is None else format(100 * (m[3] / target - 1), '+.1f') + ' %'} | |")
+        lines.append("")
+    lines += ["Best test QoE of any checkpoint (for reference only; test QoE never selects): " +
+              ", ".join(f"{name} {max(r['test_qoe'] for r in rows):.3f}" for name, rows in curves.items())]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

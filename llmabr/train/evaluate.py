@@ -14,36 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.baselines.protocol import sorted_traces
-from simulator.config import test_config
-from simulator.core import VecSim
+from simulator.baselines.protocol import run_test_protocol
 
 
 def evaluate(policy, traces, video, mode: str = "default", qoe: str = "lin") -> list[dict]:
-    ordered = sorted_traces(traces)
-    config = test_config(mode=mode, qoe=qoe)
-    sim = VecSim(ordered, video, len(ordered), config)
-    n_steps = sim.n_episode_chunks - 1
-    obs = sim.reset()
-    policy.reset(None)
-    n = len(ordered)
-    qoe_sum, rebuffer_s, bitrate_kbps, switches = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    previous_level = np.full(n, config.default_level)
-    for _ in range(n_steps):
-        out = sim.step(policy.act(obs))
-        qoe_sum += out.reward
-        rebuffer_s += out.rebuffer_s
-        bitrate_kbps += out.bitrate_kbps
-        switches += out.level != previous_level
-        previous_level = out.level.copy()
-        obs = out.obs
-    play_s = n_steps * video.chunk_s
-    return [{
-        "trace": trace.name, "qoe_sum": float(qoe_sum[i]), "qoe_per_chunk": float(qoe_sum[i] / n_steps),
-        "bitrate_kbps": float(bitrate_kbps[i] / n_steps), "rebuffer_s": float(rebuffer_s[i]),
-        "rebuffer_ratio": float(rebuffer_s[i] / (rebuffer_s[i] + play_s)),
-        "switches_per_min": float(switches[i] / (play_s / 60.0)), "chunks": n_steps,
-    } for i, trace in enumerate(ordered)]
+    """One row per trace (``trace`` = its name) from the simulator's own test protocol."""
+    per_trace = run_test_protocol(policy, traces, video, mode=mode, qoe=qoe)["per_trace"]
+    return [{"trace": row.pop("name"), **row} for row in per_trace]
 
 
 def bootstrap_ci(values, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

@@ -4,7 +4,8 @@ One player per trace (player i plays the i-th trace by name), ``test_config(mode
 row 1, no noise. The reset downloads chunk 0 at the default level (1); it is excluded from the
 score, as in Pensieve's ``test/*.py``. The policy then decides chunks 1..end
 (``chunks_per_episode - 1`` steps: 47 in pensieve mode, 48 for 49-chunk videos in the default
-mode). Per trace: the QoE sum over those chunks, their total rebuffer time and mean bitrate.
+mode). Per trace: the QoE sum and mean over those chunks, their total rebuffer time and its
+share of the session, the mean bitrate and the level switches per minute of video.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def run_test_protocol(policy: str | Baseline, traces: list[Trace] | TraceSet, vi
 
     ``as_committed`` builds fastmpc/robustmpc with Pensieve's off-by-one planning index
     (``index_fixed=False``); by name, MPC plans with the protocol's ``qoe``. Returns
-    ``{"per_trace": [{name, qoe_sum, rebuffer_s, bitrate_kbps}, ...], "mean": {qoe_sum,
-    rebuffer_s, bitrate_kbps, qoe_per_chunk}, "settings": {...}}``; bitrate_kbps is the mean
-    over the scored chunks, qoe_per_chunk the mean qoe_sum divided by the scored chunk count.
+    ``{"per_trace": [{name, qoe_sum, qoe_per_chunk, rebuffer_s, rebuffer_ratio, bitrate_kbps,
+    switches_per_min, chunks}, ...], "mean": {qoe_sum, rebuffer_s, bitrate_kbps, qoe_per_chunk},
+    "settings": {...}}``; bitrate_kbps is the mean over the scored chunks, qoe_per_chunk the
+    qoe_sum divided by the scored chunk count, rebuffer_ratio the rebuffer time over rebuffer
+    plus played time, switches counted against the previous chunk's level (chunk 0 included).
     """
     video = load_profile(video) if not isinstance(video, VideoProfile) else video
     ordered = sorted_traces(traces)
@@ -66,19 +69,26 @@ def run_test_protocol(policy: str | Baseline, traces: list[Trace] | TraceSet, vi
     qoe_sum = np.zeros(n_traces)
     rebuffer_s = np.zeros(n_traces)
     bitrate_sum_kbps = np.zeros(n_traces)
+    switches = np.zeros(n_traces)
+    previous_level = np.full(n_traces, config.default_level)
     for step in range(n_steps):
         out = sim.step(policy_obj.act(obs))
         qoe_sum += out.reward
         rebuffer_s += out.rebuffer_s
         bitrate_sum_kbps += out.bitrate_kbps
+        switches += out.level != previous_level
+        previous_level = out.level.copy()
         last_step = step == n_steps - 1
         if bool(np.any(out.done)) != last_step or (last_step and not np.all(out.done)):
             raise RuntimeError(f"step {step}: episodes ended out of step with the protocol's {n_steps} steps")
         obs = out.obs
 
+    play_s = n_steps * video.chunk_s
     per_trace = [
-        {"name": trace.name, "qoe_sum": float(qoe_sum[i]), "rebuffer_s": float(rebuffer_s[i]),
-         "bitrate_kbps": float(bitrate_sum_kbps[i] / n_steps)}
+        {"name": trace.name, "qoe_sum": float(qoe_sum[i]), "qoe_per_chunk": float(qoe_sum[i] / n_steps),
+         "rebuffer_s": float(rebuffer_s[i]), "rebuffer_ratio": float(rebuffer_s[i] / (rebuffer_s[i] + play_s)),
+         "bitrate_kbps": float(bitrate_sum_kbps[i] / n_steps),
+         "switches_per_min": float(switches[i] / (play_s / 60.0)), "chunks": n_steps}
         for i, trace in enumerate(ordered)
     ]
     mean = {key: float(np.mean([row[key] for row in per_trace])) for key in ("qoe_sum", "rebuffer_s", "bitrate_kbps")}

@@ -28,7 +28,8 @@ def test_json_output_has_per_trace_rows_and_means(trace_dir, capsys, algo):
     result = json.loads(capsys.readouterr().out)
     assert [row["name"] for row in result["per_trace"]] == ["a_trace", "b_trace"]
     for row in result["per_trace"]:
-        assert set(row) == {"name", "qoe_sum", "rebuffer_s", "bitrate_kbps"}
+        assert set(row) == {"name", "qoe_sum", "qoe_per_chunk", "rebuffer_s", "rebuffer_ratio", "bitrate_kbps",
+                            "switches_per_min", "chunks"}
         assert 300 <= row["bitrate_kbps"] <= 4300
     assert set(result["mean"]) == {"qoe_sum", "rebuffer_s", "bitrate_kbps", "qoe_per_chunk"}
     assert result["mean"]["qoe_per_chunk"] == pytest.approx(result["mean"]["qoe_sum"] / 48)  # default mode, 49 chunks

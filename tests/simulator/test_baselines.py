@@ -276,9 +276,35 @@ def test_protocol_is_the_same_on_the_c_core_and_the_reference(name):
 def test_protocol_scores_chunks_one_to_end_in_default_mode():
     result = run_test_protocol("rb", hand_traces()[:2], synthetic_video(), mode="default")
     assert result["settings"]["chunks_scored"] == 48
-    assert set(result["per_trace"][0]) == {"name", "qoe_sum", "rebuffer_s", "bitrate_kbps"}
+    row = result["per_trace"][0]
+    assert set(row) == {"name", "qoe_sum", "qoe_per_chunk", "rebuffer_s", "rebuffer_ratio", "bitrate_kbps",
+                        "switches_per_min", "chunks"}
+    assert row["qoe_per_chunk"] == pytest.approx(row["qoe_sum"] / 48) and row["chunks"] == 48
+    play_s = 48 * synthetic_video().chunk_s
+    assert row["rebuffer_ratio"] == pytest.approx(row["rebuffer_s"] / (row["rebuffer_s"] + play_s))
     with pytest.raises(ValueError, match="as_committed"):
         run_test_protocol("bb", hand_traces()[:1], synthetic_video(), as_committed=True)
+
+
+class FixedLevel:
+    def __init__(self, level):
+        self.level = level
+
+    def reset(self, mask=None):
+        pass
+
+    def act(self, obs):
+        return np.full(len(obs), self.level, dtype=np.int32)
+
+
+@pytest.mark.parametrize("level, switches", [(1, 0), (3, 1)])
+def test_protocol_counts_switches_from_the_unscored_first_chunk(level, switches):
+    """Chunk 0 plays at level 1; a fixed level 1 never switches, a fixed level 3 switches once."""
+    video = synthetic_video()
+    result = run_test_protocol(FixedLevel(level), hand_traces()[:2], video, mode="default")
+    for row in result["per_trace"]:
+        assert row["switches_per_min"] == pytest.approx(switches / (48 * video.chunk_s / 60.0))
+        assert row["bitrate_kbps"] == pytest.approx(video.bitrates_kbps[level])
 
 
 # -- ANCHORS.md regression table (Pensieve mode, Envivio, QoE lin) ----------------------------------
