@@ -6,8 +6,9 @@ Each RUN is a folder of ``llmabr train ... --set keep_checkpoints=true``. Every 
 scored on the test traces in one caged process (design code never runs here); RobustMPC (index
 fixed) is scored here on the same traces. Writes ``curves.csv``, ``curves.png`` and
 ``summary.md``: per run the wall-clock minutes to reach RobustMPC's QoE and the test QoE at 5 and
-20 minutes, then the medians over runs. Wall-clock is the trainer's own clock (validation
-included), on one core.
+20 minutes, then the medians over runs. Time is the trainer process's CPU time (validation
+included; torch runs one thread), i.e. minutes on one core even when other work shared the
+machine; runs recorded before ``cpu_s`` existed fall back to the trainer's wall-clock.
 
 The policy "at" a time is counted two ways: the latest checkpoint before it, and the checkpoint
 a user would deploy then - the best on the validation traces (split from the training traces)
@@ -49,13 +50,14 @@ def checkpoint_curve(run: Path, test_traces: Path) -> list[dict]:
         raise SystemExit(f"{run}: scoring the checkpoints failed ({cage.describe()}): {cage.stderr_tail[-500:]}")
     scored = json.loads((out / "per_checkpoint.json").read_text())
     wall_by_steps = {point["steps"]: point["wall_s"] for point in curve}
+    cpu_by_steps = {point["steps"]: point.get("cpu_s", point["wall_s"]) for point in curve}
     val_by_steps = {point["steps"]: point["val_qoe"] for point in curve}
     rows = []
     for name in weights:
         steps = int(Path(name).stem.split("_")[1])
         stats = summarize(scored[name])
         rows.append({"run": run.name, "steps": steps, "wall_s": wall_by_steps.get(steps, float("nan")),
-                     "val_qoe": val_by_steps.get(steps, float("nan")), "test_qoe": stats["qoe_per_chunk"], "ci_low": stats["qoe_per_chunk_ci95"][0],
+                     "cpu_s": cpu_by_steps.get(steps, float("nan")), "val_qoe": val_by_steps.get(steps, float("nan")), "test_qoe": stats["qoe_per_chunk"], "ci_low": stats["qoe_per_chunk_ci95"][0],
                      "ci_high": stats["qoe_per_chunk_ci95"][1]})
     return rows
 
@@ -71,12 +73,12 @@ def with_selection(rows: list[dict]) -> list[dict]:
 
 
 def at_minutes(rows: list[dict], minutes: float, key: str = "test_qoe") -> float | None:
-    before = [row for row in rows if row["wall_s"] <= minutes * 60.0]
+    before = [row for row in rows if row["cpu_s"] <= minutes * 60.0]
     return before[-1][key] if before else None
 
 
 def minutes_to_reach(rows: list[dict], target: float, key: str = "test_qoe") -> float | None:
-    return next((row["wall_s"] / 60.0 for row in rows if row[key] >= target), None)
+    return next((row["cpu_s"] / 60.0 for row in rows if row[key] >= target), None)
 
 
 def main() -> int:
@@ -94,7 +96,7 @@ def main() -> int:
     curves = {run.name: with_selection(checkpoint_curve(run, args.test_traces)) for run in args.runs}
 
     with open(args.out / "curves.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["run", "steps", "wall_s", "val_qoe", "test_qoe", "ci_low", "ci_high",
+        writer = csv.DictWriter(handle, fieldnames=["run", "steps", "wall_s", "cpu_s", "val_qoe", "test_qoe", "ci_low", "ci_high",
                                                     "selected_qoe"])
         writer.writeheader()
         for rows in curves.values():
@@ -107,13 +109,13 @@ def main() -> int:
 
     figure, (by_time, by_steps) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, rows in curves.items():
-        line, = by_time.plot([r["wall_s"] / 60 for r in rows], [r["test_qoe"] for r in rows], marker=".",
+        line, = by_time.plot([r["cpu_s"] / 60 for r in rows], [r["test_qoe"] for r in rows], marker=".",
                              linewidth=1, label=f"{name} latest")
-        by_time.step([r["wall_s"] / 60 for r in rows], [r["selected_qoe"] for r in rows], where="post",
+        by_time.step([r["cpu_s"] / 60 for r in rows], [r["selected_qoe"] for r in rows], where="post",
                      color=line.get_color(), linewidth=2, alpha=0.6, label=f"{name} validation-best")
         by_steps.plot([r["steps"] / 1e6 for r in rows], [r["test_qoe"] for r in rows], marker=".", linewidth=1,
                       color=line.get_color(), label=name)
-    for axes, label in ((by_time, "wall-clock minutes (one core)"), (by_steps, "env steps (millions)")):
+    for axes, label in ((by_time, "training minutes (CPU time, one core)"), (by_steps, "env steps (millions)")):
         axes.axhline(target, color="black", linestyle="--", linewidth=1, label=f"RobustMPC {target:.3f}")
         axes.axhline(1.05 * target, color="grey", linestyle=":", linewidth=1, label="RobustMPC + 5 %")
         axes.set_xlabel(label)
@@ -125,7 +127,11 @@ def main() -> int:
 
     lines = [f"# Quality bar: {', '.join(curves)} on {args.test_traces}", "",
              f"RobustMPC (index fixed) on the same {len(traces)} test traces: {target:.3f} per chunk "
-             f"(95% CI {mpc['qoe_per_chunk_ci95'][0]:.3f}-{mpc['qoe_per_chunk_ci95'][1]:.3f}); +5 %: {1.05 * target:.3f}.", ""]
+             f"(95% CI {mpc['qoe_per_chunk_ci95'][0]:.3f}-{mpc['qoe_per_chunk_ci95'][1]:.3f}); +5 %: {1.05 * target:.3f}.", "",
+             "Minutes are CPU minutes of the caged trainer process (one torch thread: training time on one core, "
+             "validation included). Wall-clock per run: " + ", ".join(
+                 f"{name} {rows[-1]['wall_s'] / 60:.1f} min for {rows[-1]['cpu_s'] / 60:.1f} CPU min"
+                 for name, rows in curves.items()) + ".", ""]
     def fmt(value, spec=".3f"):
         return "-" if value is None else "never" if value == float("inf") else format(value, spec)
 

@@ -7,7 +7,7 @@ traces), the environment (N simulated players in one C call), the PPO model (the
 NaN guard), then the result files in the run folder:
 
     result.json      status ("ok" | "failed"), reason, steps, wall time, validation QoE
-    curve.json       validation QoE per chunk against env steps and wall-clock seconds
+    curve.json       validation QoE per chunk against env steps, wall-clock and CPU seconds
     progress.json    rewritten every few seconds while training (for the caller's progress bar)
     policy_best.pt / policy_final.pt   state_dicts of the policy (with the design's source beside)
     checkpoints/     the policy at every validation point (``keep_checkpoints``)
@@ -99,10 +99,11 @@ class EntropyDecay(BaseCallback):
 class Validation(BaseCallback):
     """Every ``every_steps``: deterministic QoE per chunk on the validation traces; keeps the best weights."""
 
-    def __init__(self, val_traces, video, config: TrainConfig, out_dir: Path, started: float):
+    def __init__(self, val_traces, video, config: TrainConfig, out_dir: Path, started: float, cpu_started: float = 0.0):
         super().__init__()
         self.val_traces, self.video, self.config, self.out_dir, self.started = val_traces, video, config, out_dir, started
         self.next_at, self.curve, self.best = 0, [], -math.inf
+        self.cpu_started = cpu_started
 
     def evaluate(self) -> float:
         self.model.policy.set_training_mode(False)
@@ -112,7 +113,9 @@ class Validation(BaseCallback):
 
     def record(self) -> None:
         qoe = self.evaluate()
-        self.curve.append({"steps": self.num_timesteps, "wall_s": time.perf_counter() - self.started, "val_qoe": qoe})
+        # cpu_s: this process's CPU time, i.e. training time on one core even when other work shares the cores
+        self.curve.append({"steps": self.num_timesteps, "wall_s": time.perf_counter() - self.started,
+                           "cpu_s": time.process_time() - self.cpu_started, "val_qoe": qoe})
         self.logger.record("val/qoe_per_chunk", qoe)
         if qoe > self.best:
             self.best = qoe
@@ -186,7 +189,7 @@ class NanGuard(BaseCallback):
 
 def train(design_dir: Path, config: TrainConfig, out_dir: Path, reference_curve: list[dict] | None = None) -> dict:
     """Train ``design_dir`` under ``config``, writing everything into ``out_dir``; returns result.json's data."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     torch.set_num_threads(1)
     out_dir.mkdir(parents=True, exist_ok=True)
     design = load_design(design_dir)
@@ -206,7 +209,7 @@ def train(design_dir: Path, config: TrainConfig, out_dir: Path, reference_curve:
         max_grad_norm=ppo.max_grad_norm, tensorboard_log=str(out_dir / "tb"), seed=config.seed, device="cpu",
         policy_kwargs=policy_kwargs(loaded, env.venv.layout, design.shared_trunk), verbose=0,
     )
-    validation = Validation(val_traces, video, config, out_dir, started)
+    validation = Validation(val_traces, video, config, out_dir, started, cpu_started)
     guard = NanGuard()
     callbacks = [
         EntropyDecay(ppo.ent_start, ppo.ent_end, ppo.ent_decay_fraction, config.total_steps),
@@ -231,6 +234,7 @@ def train(design_dir: Path, config: TrainConfig, out_dir: Path, reference_curve:
     result.update({
         "design": design.name, "network": config.network, "video": video.name, "seed": config.seed,
         "steps": int(model.num_timesteps), "wall_s": time.perf_counter() - started,
+        "cpu_s": time.process_time() - validation.cpu_started,
         "steps_per_s": model.num_timesteps / (time.perf_counter() - started),
         "best_val_qoe": validation.best if validation.curve else None,
         "final_val_qoe": validation.curve[-1]["val_qoe"] if validation.curve else None,
