@@ -9,6 +9,7 @@ reduced to ``rules.SAFE_BUILTINS`` and an ``__import__`` that admits only
 from __future__ import annotations
 
 import builtins
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -20,6 +21,11 @@ def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # n
     if level != 0:
         raise ImportError("relative imports are not allowed in designs")
     if name not in rules.ALLOWED_IMPORTS:
+        # torch's C++ tracer imports its own, already loaded modules (torch.jit, to warn about a
+        # shape-dependent branch) while a design frame is on top of the stack, so the import lands
+        # here (C-level imports pass fromlist ["__doc__"]). S0 rejects such imports in design source.
+        if name.startswith("torch.") and name in sys.modules and all(item == "__doc__" for item in fromlist or ()):
+            return builtins.__import__(name, globals, locals, fromlist, level)
         raise ImportError(f"import of {name!r} is not allowed in designs; allowed: {sorted(rules.ALLOWED_IMPORTS)}")
     for item in fromlist or ():
         if item in rules.DENIED_ATTRIBUTES or item.startswith("_"):
