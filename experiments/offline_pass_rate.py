@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from llmabr.proposer.offline import OfflineProposer
+from llmabr.proposer.offline import OfflineProposer, genome_hash
 from llmabr.sandbox.checks import check_design
 
 
@@ -34,12 +34,13 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     proposer = OfflineProposer(args.seed)
     quarter = args.n // 4
-    rows, passed_parents = [], {"state": [], "network": []}
+    rows, passed_parents, seen = [], {"state": [], "network": []}, set()
     started = time.perf_counter()
     for generation in ("from seed", "from parents"):
         for kind in ("state", "network"):
             parents = passed_parents[kind] if generation == "from parents" else []
-            proposals = proposer.propose(kind, quarter, parents)
+            proposals = proposer.propose(kind, quarter, parents, seen)
+            seen |= {genome_hash(proposal.genome) for proposal in proposals}
             for proposal in tqdm(proposals, desc=f"{kind} {generation}", file=sys.stderr):
                 folder = proposal.write(args.designs / proposal.name)
                 report = check_design(folder)
