@@ -26,6 +26,7 @@ def add_parser(commands) -> None:
     propose.add_argument("--traces", default="synthetic", help="training traces whose statistics the prompt gives")
     propose.add_argument("--offline", action="store_true", help="use the offline proposer even if an LLM is configured")
     propose.add_argument("--replay", type=Path, help="folder of designs or .jsonl of LLM replies to replay")
+    propose.add_argument("--config", type=Path, help="TOML file whose [llm] section configures the endpoint")
     propose.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     propose.add_argument("--model", help="model name")
     propose.add_argument("--api-key-env", help="environment variable holding the API key")
@@ -57,7 +58,13 @@ def make_proposals(args, out: Path, console) -> tuple[list, list, str]:
     overrides = {key: value for key, value in (("base_url", args.base_url), ("model", args.model),
                                                ("api_key_env", args.api_key_env), ("temperature", args.temperature))
                  if value is not None}
-    config = llm_config_from(None, overrides=overrides)
+    section = None
+    if args.config is not None:
+        import tomllib
+
+        with open(args.config, "rb") as handle:
+            section = tomllib.load(handle).get("llm", {})
+    config = llm_config_from(section, overrides=overrides)
     if args.offline or not config.configured:
         from llmabr.proposer.offline import OfflineProposer
 
@@ -90,7 +97,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         proposals, failures, label = make_proposals(args, out, console)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError) as error:  # tomllib's TOMLDecodeError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # the LLM endpoint failed after its retries: say so, keep nothing half-written

@@ -92,3 +92,15 @@ def test_propose_cli_offline_by_default(tmp_path, capsys, monkeypatch):
     summary = json.loads((out / "proposals.json").read_text())
     assert "offline proposer" in summary["proposer"] and "no LLM endpoint configured" in summary["proposer"]
     assert len(summary["written"]) == 3 and all((out / name / "genome.json").exists() for name in summary["written"])
+
+
+def test_propose_cli_reads_the_llm_section_of_a_config_file(server, tmp_path):
+    server.script(Scripted(body=completion_body([GOOD_STATE])))
+    config = tmp_path / "search.toml"
+    config.write_text(f'[llm]\nbase_url = "{server.base_url}"\nmodel = "local-model"\ntemperature = 0.2\n')
+    assert main(["propose", "--n", "1", "--out", str(tmp_path / "p"), "--config", str(config)]) == 0
+    body = server.received[0]["body"]
+    assert body["model"] == "local-model" and body["temperature"] == 0.2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[llm]\nbase_urll = 'x'\n")
+    assert main(["propose", "--n", "1", "--out", str(tmp_path / "q"), "--config", str(bad)]) == 2
