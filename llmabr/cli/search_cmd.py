@@ -1,52 +1,84 @@
-"""``llmabr search``: the main job.
+"""``llmabr search``: the main job (proposer -> S0/S1 -> S2 -> S3 -> test, on Ray, into an archive).
 
-The design search itself (proposer -> sandbox -> PPO -> archive) is issue #6 and is not built
-yet. Until it lands this command runs the one end-to-end job that exists, and says so: every
-classic baseline on synthetic traces through the C simulator, with the deterministic test
-protocol. Nothing here pretends to be a search.
+With no arguments: the embedded default (offline proposer unless an LLM endpoint is configured,
+synthetic broadband traces, two workers, about ten minutes), ending with ``RUN/report.md``.
+``--resume RUN`` continues a search that was stopped or killed, with nothing lost or redone.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 
 def add_parser(commands) -> None:
-    search = commands.add_parser(
-        "search", help="design search (not built yet: runs the baseline evaluation on synthetic traces)"
-    )
-    search.add_argument("--network", default="broadband", help="network type of the synthetic traces")
-    search.add_argument("--count", type=int, default=40, help="number of synthetic test traces")
-    search.add_argument("--seed", type=int, default=0)
+    search = commands.add_parser("search", help="run the design search (embedded defaults: ~10 min, no API key)")
+    search.add_argument("--config", type=Path, help="TOML over the defaults (llmabr/search/config.py; [llm] section)")
+    search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="dotted override, e.g. budget.designs=30 or train.ppo.n_epochs=2 or llm.model=gpt-4o")
+    search.add_argument("--out", type=Path, help="run folder (default: runs/search-<time>)")
+    search.add_argument("--resume", type=Path, metavar="RUN", help="continue the search in RUN")
+    search.add_argument("--mode", choices=["evolve", "paper"])
+    search.add_argument("--network", help="network type (broadband, 3g, 4g, 5g, satellite)")
+    search.add_argument("--traces", help="training traces folder, or 'synthetic'")
+    search.add_argument("--test-traces", help="held-out test traces folder, or 'synthetic'")
+    search.add_argument("--workers", type=int, help="parallel evaluations (local Ray: one core each)")
+    search.add_argument("--ray-address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
+    search.add_argument("--minutes", type=float, help="time budget")
     search.set_defaults(handler=run)
 
 
 def run(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
-    from simulator.baselines import BASELINES
-    from simulator.baselines.protocol import run_test_protocol
-    from simulator.traces import SYNTH_TYPES, generate
-    from simulator.video import default_profile
+    from llmabr.search.archive import ArchiveError
+    from llmabr.search.config import load_search_config
 
-    console = Console()
-    console.print(
-        "[bold yellow]llmabr search: the LLM design search is not implemented yet (issue #6).[/]\n"
-        f"Running the classic baselines on {args.count} synthetic {args.network} traces instead "
-        "(C simulator, default mode, deterministic test protocol)."
-    )
-    if args.network not in SYNTH_TYPES:
-        print(f"error: --network must be one of {', '.join(SYNTH_TYPES)}", file=sys.stderr)
+    console = Console(stderr=True)
+    overrides = list(args.set)
+    for flag, key in ((args.mode, "mode"), (args.network, "network"), (args.traces, "traces"),
+                      (args.test_traces, "test_traces"), (args.workers, "workers"), (args.ray_address, "ray_address"),
+                      (args.minutes, "budget.minutes")):
+        if flag is not None:
+            overrides.append(f"{key}={flag}")
+    try:
+        if args.resume is not None:
+            if overrides or args.config:
+                raise ValueError("--resume continues with the run's own settings; drop the other options")
+            if not (args.resume / "archive.sqlite").exists():
+                raise ValueError(f"{args.resume}: no archive.sqlite, nothing to resume")
+            config, run_dir = None, args.resume
+        else:
+            config = load_search_config(args.config, overrides)
+            run_dir = args.out or Path("runs") / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+            if (run_dir / "archive.sqlite").exists():
+                raise ValueError(f"{run_dir} already holds a search; use --resume {run_dir} or another --out")
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    traces = generate(args.network, args.count, seed=args.seed)
-    video = default_profile(args.network)
-    table = Table(title=f"baselines on synthetic {args.network} ({video.name})")
-    for column in ("algorithm", "QoE per chunk", "QoE sum", "rebuffer s", "bitrate kbps"):
-        table.add_column(column, justify="right")
-    for name in BASELINES:
-        mean = run_test_protocol(name, traces, video)["mean"]
-        table.add_row(name, f"{mean['qoe_per_chunk']:.3f}", f"{mean['qoe_sum']:.2f}",
-                      f"{mean['rebuffer_s']:.2f}", f"{mean['bitrate_kbps']:.0f}")
-    console.print(table)
+
+    from llmabr.search.executor import RayExecutor
+    from llmabr.search.loop import Search
+    from llmabr.search.report import write_report
+
+    try:
+        search = Search(run_dir, config, console)
+        console.print(f"search [bold]{run_dir}[/]: {search.config.mode} mode, {search.proposing.label}, "
+                      f"{search.config.workers} worker(s), budget {search.config.budget.minutes:g} min")
+        executor = RayExecutor(search.config.workers, search.config.ray_address)
+        try:
+            summary = search.run(executor)
+        finally:
+            executor.shutdown()
+        summary["llm_cost_usd"] = search.proposing.cost_usd()
+        report = write_report(search.archive, search.config, search.test_traces, summary)
+    except ArchiveError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: llmabr search --resume {run_dir}", file=sys.stderr)
+        return 130
+    console.print(f"report: {report}")
+    print(report.read_text().split("\n\n")[2] if report.exists() else "")
     return 0

@@ -202,12 +202,15 @@ class Archive:
                                 (design, stage, seed))
         return cursor.rowcount == 1
 
-    def claim(self, stage: str | None = None) -> Task | None:
+    def claim(self, stage: str | None = None, design: str | None = None) -> Task | None:
+        """The oldest queued task (of ``stage`` / ``design`` when given), marked running."""
         with self.transaction() as db:
             query = "SELECT * FROM tasks WHERE status = 'queued'"
             args: tuple = ()
             if stage:
-                query, args = query + " AND stage = ?", (stage,)
+                query, args = query + " AND stage = ?", (*args, stage)
+            if design:
+                query, args = query + " AND design = ?", (*args, design)
             row = db.execute(query + " ORDER BY id LIMIT 1", args).fetchone()
             if row is None:
                 return None
@@ -229,11 +232,24 @@ class Archive:
         with self.transaction() as db:
             return db.execute("UPDATE tasks SET status = 'queued' WHERE status = 'running'").rowcount
 
-    def tasks(self, design: str | None = None) -> list[dict]:
-        query, args = "SELECT * FROM tasks", ()
-        if design:
-            query, args = query + " WHERE design = ?", (design,)
-        return [dict(row) for row in self.db.execute(query + " ORDER BY id", args)]
+    def tasks(self, design: str | None = None, stage: str | None = None) -> list[dict]:
+        clauses, args = [], []
+        for column, value in (("design", design), ("stage", stage)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = [dict(row) for row in self.db.execute(f"SELECT * FROM tasks{where} ORDER BY id", args)]
+        for row in rows:
+            row["result"] = json.loads(row["result"]) if row["result"] else None
+        return rows
+
+    def open_tasks(self, stages: tuple[str, ...] = ()) -> int:
+        """Tasks queued or running (of the given stages)."""
+        query = "SELECT COUNT(*) FROM tasks WHERE status IN ('queued', 'running')"
+        if stages:
+            query += f" AND stage IN ({', '.join('?' * len(stages))})"
+        return self.db.execute(query, stages).fetchone()[0]
 
     def task_counts(self) -> dict[str, int]:
         return {row[0]: row[1] for row in self.db.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status")}

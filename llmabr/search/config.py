@@ -1,0 +1,81 @@
+"""Search configuration: frozen dataclasses, a TOML file over them, dotted ``--set`` overrides.
+
+The defaults are the embedded job of ``./run search``: offline proposer, synthetic broadband
+traces, two workers, a budget that ends in about ten minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmabr.train.config import TrainConfig, apply_overrides, parse_set, to_dict
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    minutes: float = 10.0  # wall-clock for the whole search; proposing stops at `propose_fraction` of it
+    propose_fraction: float = 0.5
+    designs: int = 16  # proposals in total (paper mode: half state, half network, then the combinations)
+    screen_steps: int = 40_000  # S2: the quick budget each design gets (early stopping may end it sooner)
+    screen_eval_every: int = 8_000
+    train_steps: int = 120_000  # S3: full training of the finalists
+    train_seeds: int = 2
+    top_k: int = 2  # finalists (and, in paper mode, the k x k state/network combinations)
+    llm_usd: float | None = None  # LLM spending cap (the [llm] section's budget_usd wins if set)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    mode: str = "evolve"  # "evolve" (iterative, archive feedback) or "paper" (states, networks, combinations)
+    network: str = "broadband"
+    traces: str = "synthetic"  # training traces (validation is split from them)
+    test_traces: str = "synthetic"  # held out: synthetic test traces use another generator seed
+    synthetic_test_count: int = 40
+    proposer: str = "auto"  # "auto" (LLM if configured, else offline), "offline", "llm"
+    seed: int = 0
+    workers: int = 2  # local Ray: one training process per core
+    ray_address: str | None = None  # an existing Ray cluster ("auto" or host:port); None: start a local one
+    queue_ahead: int = 4  # proposals kept ready ahead of the workers
+    round_size: int = 4  # evolve: proposals per round
+    early_stop: bool = True  # S2 early stopping against the seed design's curve
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # PPO settings; network/traces/steps are set per stage
+    llm: dict = field(default_factory=dict)  # the [llm] section (llmabr.proposer.llm_config)
+
+    def __post_init__(self):
+        if self.mode not in ("evolve", "paper"):
+            raise ValueError(f"search.mode must be 'evolve' or 'paper', got {self.mode!r}")
+        if self.proposer not in ("auto", "offline", "llm"):
+            raise ValueError(f"search.proposer must be auto, offline or llm, got {self.proposer!r}")
+        if self.workers < 1 or self.budget.designs < 1 or self.budget.top_k < 1:
+            raise ValueError("workers, budget.designs and budget.top_k must be at least 1")
+
+
+def load_search_config(path: str | Path | None = None, overrides: list[str] = ()) -> SearchConfig:
+    config = SearchConfig()
+    if path is not None:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+        llm = data.pop("llm", None)
+        config = apply_overrides(config, data)
+        if llm is not None:
+            config = apply_overrides(config, {"llm": llm})
+    tree = parse_set(list(overrides))
+    llm = tree.pop("llm", None)
+    config = apply_overrides(config, tree)
+    if llm:
+        config = apply_overrides(config, {"llm": {**config.llm, **llm}})
+    SearchConfig.__post_init__(config)
+    return config
+
+
+def search_to_dict(config: SearchConfig) -> dict:
+    return to_dict(config)
+
+
+def search_from_dict(data: dict) -> SearchConfig:
+    data = dict(data)
+    llm = data.pop("llm", {})
+    return apply_overrides(apply_overrides(SearchConfig(), data), {"llm": llm})

@@ -1,0 +1,193 @@
+"""The proposal side of the search: which proposer, what to ask for next, when to stop asking.
+
+``evolve``: rounds of ``round_size`` proposals, alternating state and network designs; each round
+is conditioned on the archive (the offline proposer mutates and recombines the best screened
+designs; the LLM sees them with their validation scores, plus recent failures with reasons).
+``paper``: half the budget as state designs with the seed network, half as network designs with
+the seed state, then the top-k states x top-k networks combinations, as LLM-ABR did.
+
+Proposals are decoupled from evaluation: ``top_up`` keeps at most ``queue_ahead`` designs waiting
+for a check or S2 ahead of the workers. An LLM endpoint that fails (after the client's own
+retries) is backed off from and the search continues with what it has; the LLM budget being
+reached ends proposing cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from llmabr.proposer.offline import OfflineProposer
+from llmabr.proposer.proposal import Proposal
+
+
+class Proposing:
+    def __init__(self, config, archive, run_dir: Path, console):
+        self.config, self.archive, self.console = config, archive, console
+        self.stop_reason = archive.meta("proposing_stopped", "")
+        self.backoff_until = 0.0
+        self.failures_in_row = 0
+        self.client = None
+        self.llm = None
+        from llmabr.proposer.llm_config import llm_config_from
+
+        section = dict(config.llm)
+        if config.budget.llm_usd is not None and "budget_usd" not in section:
+            section["budget_usd"] = config.budget.llm_usd
+        llm_config = llm_config_from(section)
+        use_llm = config.proposer == "llm" or (config.proposer == "auto" and llm_config.configured)
+        if use_llm:
+            from llmabr.proposer.client import LLMClient
+            from llmabr.proposer.llm import LLMProposer, static_check
+
+            self.client = LLMClient(llm_config, Path(run_dir))
+            self.llm = LLMProposer(self.client, check=static_check)
+            self.label = self.llm.label
+        else:
+            why = "" if config.proposer == "offline" else ", no LLM endpoint configured"
+            self.label = f"offline proposer{why}"
+        self.offline = OfflineProposer(config.seed)
+
+    # -- accounting -----------------------------------------------------------------------------
+
+    def proposed(self) -> list[dict]:
+        return [d for d in self.archive.designs() if d["origin"] != "seed"]
+
+    def cost_usd(self) -> float:
+        return self.client.usage()["cost_usd"] + float(self.archive.meta("llm_cost_before", 0.0)) if self.client else 0.0
+
+    def finished(self, elapsed_s: float) -> bool:
+        """No more proposals: the budget of designs is used, time is up, or proposing was stopped."""
+        if self.stop_reason:
+            return True
+        if elapsed_s > 60.0 * self.config.budget.minutes * self.config.budget.propose_fraction:
+            self._stop("time budget for proposing reached")
+            return True
+        if len(self.proposed()) >= self._target():
+            return True
+        return False
+
+    def _target(self) -> int:
+        budget = self.config.budget
+        if self.config.mode == "paper":
+            return budget.designs + budget.top_k * budget.top_k
+        return budget.designs
+
+    def _stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+            self.archive.set_meta("proposing_stopped", reason)
+            self.console.print(f"proposing stopped: {reason}")
+
+    # -- what to ask for next -------------------------------------------------------------------
+
+    def _next_kind(self) -> str | None:
+        """'state', 'network' or 'combo' (paper mode, after both halves are screened); None: wait."""
+        proposed = self.proposed()
+        if self.config.mode == "evolve":
+            round_index = len(proposed) // self.config.round_size
+            return "state" if round_index % 2 == 0 else "network"
+        half = self.config.budget.designs // 2
+        states = [d for d in proposed if d["kind"] == "state"]
+        networks = [d for d in proposed if d["kind"] == "network"]
+        if len(states) < half:
+            return "state"
+        if len(networks) < self.config.budget.designs - half:
+            return "network"
+        if self.archive.open_tasks(("check", "screen")):
+            return None  # combinations need the screened halves
+        return "combo"
+
+    def _parents(self, kind: str) -> list[dict]:
+        """Screened designs of this kind with their genomes (offline mutation and recombination)."""
+        parents = []
+        for design in self.archive.top(8, stage="screened"):
+            genome_path = self.archive.folder(design["name"]) / "genome.json"
+            if design["kind"] in (kind, "combo") and genome_path.exists():
+                parents.append({"name": design["name"], "genome": json.loads(genome_path.read_text())})
+        return parents
+
+    def _combinations(self) -> list[Proposal]:
+        from llmabr.design.format import load_design
+
+        k = self.config.budget.top_k
+        ranked = self.archive.top(len(self.archive.designs()), stage="screened")
+        states = [d for d in ranked if d["kind"] == "state"][:k]
+        networks = [d for d in ranked if d["kind"] == "network"][:k]
+        out = []
+        for state in states:
+            for network in networks:
+                state_design = load_design(self.archive.folder(state["name"]))
+                net_design = load_design(self.archive.folder(network["name"]))
+                out.append(Proposal(
+                    name=f"combo-{state['name'][-10:]}-{network['name'][-10:]}", kind="combo",
+                    origin=state_design.origin, parent=f"{state['name']}+{network['name']}",
+                    state_source=state_design.state_source, net_source=net_design.net_source,
+                    shared_trunk=net_design.shared_trunk,
+                    notes=f"state of {state['name']} with the network of {network['name']}"))
+        return out
+
+    def _ask(self, kind: str, n: int) -> list[Proposal]:
+        if kind == "combo":
+            proposals = self._combinations()
+            if not proposals:
+                self._stop("paper mode: no screened state or network design to combine")
+            return proposals
+        if self.llm is None:
+            seen = set()
+            return self.offline.propose(kind, n, self._parents(kind), seen)
+        from llmabr.proposer.client import BudgetExceeded, LLMError
+        from llmabr.proposer.context import build_context
+        from llmabr.proposer.prompts import Failure, ScoredDesign
+
+        tops = tuple(ScoredDesign(d["name"], d["val_qoe"], (self.archive.folder(d["name"]) /
+                                                             ("state.py" if kind == "state" else "net.py")).read_text())
+                     for d in self.archive.top(3, stage="screened"))
+        failures = tuple(Failure(d["name"], d["reason"].split(":")[0], d["reason"][:300])
+                         for d in self.archive.designs(status="rejected")[-5:])
+        seed = self.archive.design("seed-pensieve")
+        context = build_context(self.config.network, self.config.traces, top_designs=tops, failures=failures,
+                                seed_score=seed["val_qoe"] if seed else None)
+        try:
+            proposals, rejected = self.llm.propose(kind, n, context)
+        except BudgetExceeded as error:
+            self._stop(f"LLM budget reached ({error})")
+            return []
+        except LLMError as error:
+            self.failures_in_row += 1
+            wait_s = min(300.0, 15.0 * 2 ** self.failures_in_row)
+            self.backoff_until = time.monotonic() + wait_s
+            self.console.print(f"[yellow]LLM endpoint failed ({error}); trying again in {wait_s:.0f} s[/]")
+            if self.failures_in_row >= 6:
+                self._stop(f"the LLM endpoint failed {self.failures_in_row} times in a row: {error}")
+            return []
+        self.failures_in_row = 0
+        for failure in rejected:  # kept for the next prompt's failure list
+            self.archive.set_meta(f"llm_rejected/{failure.name}/{time.time():.0f}",
+                                  {"stage": failure.stage, "reason": failure.reason[:500]})
+        return proposals
+
+    def top_up(self, elapsed_s: float) -> int:
+        """Propose until ``queue_ahead`` designs wait for evaluation; returns how many were added."""
+        if self.finished(elapsed_s) or time.monotonic() < self.backoff_until:
+            return 0
+        waiting = self.archive.open_tasks(("check", "screen"))
+        room = self.config.queue_ahead - waiting
+        if room <= 0:
+            return 0
+        kind = self._next_kind()
+        if kind is None:
+            return 0
+        n = min(room, self._target() - len(self.proposed()))
+        if self.config.mode == "evolve":
+            n = min(n, self.config.round_size - len(self.proposed()) % self.config.round_size)
+        added = 0
+        for proposal in self._ask(kind, n)[:n]:
+            name, new = self.archive.add(proposal, round_index=len(self.proposed()) // self.config.round_size)
+            if new:
+                self.archive.enqueue(name, "check")
+                added += 1
+        if kind == "combo":
+            self._stop("paper mode: combinations proposed")
+        return added

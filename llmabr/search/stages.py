@@ -1,0 +1,63 @@
+"""One evaluation stage of one design, as a plain function: what a Ray task runs.
+
+Each function is idempotent (a retried task - Ray retries when a worker dies - starts its stage
+folder afresh) and returns a small JSON-able dict; design code runs only inside the cages these
+functions start, never in the worker itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from llmabr.train.config import from_dict
+
+
+def check(design_dir: str) -> dict:
+    """S0 + S1. Returns {"passed", "reason", "s1_s"}; writes check.json next to the design."""
+    from llmabr.sandbox.checks import check_design
+
+    report = check_design(Path(design_dir))
+    (Path(design_dir) / "check.json").write_text(json.dumps(report.to_dict(), indent=1, default=float))
+    return {"passed": bool(report.passed), "reason": "" if report.passed else report.summary(),
+            "rejected_at": report.rejected_at}
+
+
+def train(design_dir: str, config_dict: dict, out_dir: str, reference_curve: list[dict] | None = None,
+          wall_s: float = 3600.0) -> dict:
+    """S2 (with ``reference_curve`` and early stopping) or S3 (one seed): PPO in the cage."""
+    from llmabr.train.caged import train_caged
+
+    out = Path(out_dir)
+    shutil.rmtree(out, ignore_errors=True)  # a retried task starts over
+    config = from_dict(config_dict)
+    if reference_curve is not None:
+        config = replace(config, early_stop=replace(config.early_stop, enabled=True))
+    result = train_caged(Path(design_dir), config, out, wall_s=wall_s, reference_curve=reference_curve)
+    curve_path = out / "curve.json"
+    result["curve"] = json.loads(curve_path.read_text()) if curve_path.exists() else []
+    return result
+
+
+def test(run_dir: str, test_traces: str, video: str, mode: str, qoe: str) -> dict:
+    """The deterministic test protocol on held-out traces for a trained run's validation-best policy."""
+    from llmabr.sandbox.cage import CageLimits, run_caged
+    from llmabr.train.evaluate import summarize
+
+    out = Path(run_dir) / "test"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out / "request.json").write_text(json.dumps({"run_dir": str(Path(run_dir).resolve()), "traces": test_traces,
+                                                   "video": video, "mode": mode, "qoe": qoe,
+                                                   "weights": "policy_best.pt"}))
+    cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.eval_entry", "request.json"], out,
+                     CageLimits(wall_s=900.0, cpu_s=1800))
+    if not (out / "per_trace.json").exists():
+        error = out / "error.json"
+        reason = json.loads(error.read_text())["reason"] if error.exists() else cage.describe()
+        return {"status": "failed", "reason": f"test evaluation failed: {reason}"}
+    rows = json.loads((out / "per_trace.json").read_text())
+    return {"status": "ok", "rows": rows, "summary": summarize(rows)}
