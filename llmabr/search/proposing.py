@@ -156,7 +156,8 @@ class Proposing:
             return []
         except LLMError as error:
             self.failures_in_row += 1
-            wait_s = min(300.0, 15.0 * 2 ** self.failures_in_row)
+            config = self.client.config  # back off on the client's scale: seconds by default
+            wait_s = min(config.backoff_max_s, 4.0 * config.backoff_base_s * 2 ** self.failures_in_row)
             self.backoff_until = time.monotonic() + wait_s
             self.console.print(f"[yellow]LLM endpoint failed ({error}); trying again in {wait_s:.0f} s[/]")
             if self.failures_in_row >= 6:

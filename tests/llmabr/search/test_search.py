@@ -1,0 +1,114 @@
+"""``llmabr search`` end to end with tiny budgets: real Ray, real cages, real SQLite, a local LLM server."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llmabr.cli.main import main
+from llmabr.search.archive import Archive
+from tests.llmabr.fake_openai_server import Scripted, completion_body
+
+TINY = ["--set", "budget.screen_steps=768", "--set", "budget.screen_eval_every=384", "--set", "budget.train_steps=768",
+        "--set", "budget.train_seeds=1", "--set", "budget.top_k=1", "--set", "train.ppo.n_envs=8",
+        "--set", "train.ppo.n_steps=48", "--set", "train.ppo.batch_size=128", "--set", "synthetic_test_count=4",
+        "--set", "train.synthetic_count=10", "--set", "round_size=2", "--set", "train.early_stop.margin=100",
+        "--set", "budget.minutes=8"]
+
+
+def no_llm_env(monkeypatch):
+    for variable in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLMABR_LLM_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_embedded_search_runs_the_cascade_and_reports(tmp_path, monkeypatch, capsys):
+    no_llm_env(monkeypatch)
+    run = tmp_path / "run"
+    assert main(["search", "--out", str(run), "--set", "budget.designs=2", *TINY]) == 0
+    archive = Archive(run)
+    funnel = archive.funnel()
+    assert funnel["proposed"] == 3 and funnel["screened"] == 3  # the seed and two offline designs
+    finalists = archive.meta("finalists")
+    assert "seed-pensieve" in finalists and len(finalists) == 2
+    for name in finalists:
+        design = archive.design(name)
+        assert design["stage"] == "tested" and design["test_qoe"] is not None
+    assert all(task["status"] == "done" for task in archive.tasks())
+    report = (run / "report.md").read_text()
+    assert "offline proposer, no LLM endpoint configured" in report and "**Verdict:**" in report
+    assert "paired bootstrap" in report and "robustmpc" in report and (run / "report.png").stat().st_size > 10_000
+    assert "Verdict" in capsys.readouterr().out  # the search ends by printing its verdict
+    assert main(["archive", "list", str(run), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {d["name"] for d in listed} == {d["name"] for d in archive.designs()}
+    target = tmp_path / "promoted"
+    assert main(["archive", "promote", str(run), finalists[0], "--to", str(target)]) == 0
+    assert json.loads((target / "metrics.json").read_text())["test_qoe"] is not None
+
+
+def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypatch):
+    no_llm_env(monkeypatch)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "llmabr.cli.main", "search", "--out", str(run), "--set", "budget.designs=4", *TINY]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    done_before = []
+    while time.monotonic() < deadline:  # wait until some screening has finished, then kill everything
+        time.sleep(1.0)
+        if (run / "archive.sqlite").exists():
+            try:
+                rows = sqlite3.connect(run / "archive.sqlite").execute(
+                    "SELECT design, stage, seed, finished_s FROM tasks WHERE status = 'done' AND stage = 'screen'").fetchall()
+            except sqlite3.Error:
+                continue
+            if len(rows) >= 2:
+                break
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, check=False)  # the killed driver's local Ray
+    connection = sqlite3.connect(run / "archive.sqlite")
+    done_before = connection.execute("SELECT design, stage, seed, finished_s FROM tasks WHERE status = 'done'").fetchall()
+    designs_before = {row[0] for row in connection.execute("SELECT name FROM designs")}
+    connection.close()
+    assert len(done_before) >= 2
+
+    assert main(["search", "--resume", str(run)]) == 0
+    archive = Archive(run)
+    after = {(t["design"], t["stage"], t["seed"]): t for t in archive.tasks()}
+    for design, stage, seed, finished_s in done_before:  # finished work was not run again
+        assert after[(design, stage, seed)]["finished_s"] == finished_s and after[(design, stage, seed)]["attempts"] == 1
+    assert designs_before <= {d["name"] for d in archive.designs()}  # nothing lost
+    assert all(t["status"] == "done" for t in after.values())
+    assert len([d for d in archive.designs() if d["origin"] == "offline"]) == 4  # no proposal made twice
+    assert (run / "report.md").exists()
+
+
+def test_llm_errors_back_off_and_the_search_carries_on(tmp_path, monkeypatch, server):
+    """The endpoint fails for a while (500s past the client's retries), then answers; the search finishes."""
+    no_llm_env(monkeypatch)
+    state = ("Analysis and ideas: buffer and throughput only.\n```python\nimport torch\n\n\ndef state(m):\n"
+             "    top_kbps = m['ladder_kbps'][:, -1:]\n    valid = m['valid'][:, -8:]\n"
+             "    rate = m['chunk_bytes'][:, -8:] / m['download_time_s'][:, -8:].clamp(min=1e-3) * valid\n"
+             "    return {'buffer': m['buffer_s'][:, -1:] / 10.0, 'rate': rate / (top_kbps * 125.0),\n"
+             "            'sizes': m['next_chunk_bytes'] / (top_kbps * 500.0)}\n```\n")
+    server.script(*[Scripted(status=500, body={"error": {"message": "overloaded"}}) for _ in range(2)],
+                  Scripted(body=completion_body([state])))
+    run = tmp_path / "run"
+    code = main(["search", "--out", str(run), "--set", "budget.designs=1", "--set", "proposer=llm",
+                 "--set", f"llm.base_url={server.base_url}", "--set", "llm.max_retries=1",
+                 "--set", "llm.backoff_base_s=0.01", *TINY])
+    assert code == 0
+    archive = Archive(run)
+    llm_designs = [d for d in archive.designs() if d["origin"] == "llm"]
+    assert len(llm_designs) == 1 and llm_designs[0]["stage"] in ("screened", "tested")
+    log = [json.loads(line) for line in (run / "llm_requests.jsonl").read_text().splitlines()]
+    assert [record["outcome"] for record in log] == ["failed", "ok"]
+    assert "LLM proposer" in (run / "report.md").read_text()
