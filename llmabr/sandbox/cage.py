@@ -198,6 +198,7 @@ def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(),
     env = scrubbed_env(workdir)
     spec = {
         "workdir": str(workdir),
+        "parent_pid": os.getpid(),
         "env": env,
         "drop_uid": uid,
         "network_namespace": limits.network_namespace,

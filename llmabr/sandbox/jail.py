@@ -7,6 +7,8 @@ already in a new session (so the whole tree is one process group). In this order
    work directory becomes read-only, there is no network, and the workload's processes live in
    a pid namespace whose init is the workload, so when it dies the kernel kills every process it
    left behind (even ones that escaped the process group with ``setsid``);
+   Before that it asks the kernel to kill it when its parent (the orchestrator, a Ray worker)
+   dies, and the workload likewise when the jail dies: nothing outlives its caller;
 2. forks the workload; in it: resource limits (address space, CPU seconds, file size, open
    files, processes, no core), an optional drop to a throw-away uid, an empty capability
    bounding set (so uid 0 holds no capability after exec), ``PR_SET_NO_NEW_PRIVS``;
@@ -31,6 +33,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 KEEP_WRITABLE_FS = ("proc",)  # remounting these read-only would break /proc/self
@@ -140,6 +143,16 @@ def reap(uid: int) -> None:
         pass
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this process when its parent dies (a killed orchestrator or Ray worker must not leave
+    a trainer running that would write into a folder a retried task is using)."""
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # The parent may have died before the request took effect. (The init of a new pid namespace
+    # sees its parent as pid 0, and its parent, the jail, has just forked it.)
+    if os.getppid() not in (parent_pid, 0):
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--reap"]:
         reap(int(argv[1]))
@@ -148,11 +161,14 @@ def main(argv: list[str]) -> int:
         print("usage: python -m llmabr.sandbox.jail SPEC_JSON -- ARGV...", file=sys.stderr)
         return 2
     spec = json.loads(argv[0])
+    die_with_parent(int(spec.get("parent_pid", os.getppid())))
     target = argv[2:]
     achieved = isolate(spec)
+    jail_pid = os.getpid()
     child = os.fork()  # in a new pid namespace this child is its init: when it dies, all inside die
     if child == 0:
         try:
+            die_with_parent(jail_pid)  # kept across exec: the workload dies with the jail
             confine(spec, achieved)
             with open(os.path.join(spec["workdir"], "isolation.json"), "w") as handle:
                 json.dump(achieved, handle)

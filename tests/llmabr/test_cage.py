@@ -112,3 +112,32 @@ def test_no_network(tmp_path):
 def test_parent_stays_responsive(tmp_path):
     caged(tmp_path, "import os\nos.kill(os.getppid(), 9)\n")  # tries to kill its parent (the jail)
     assert sum(range(1000)) == 499500  # and this process is untouched
+
+
+def test_a_cage_dies_with_its_caller(tmp_path):
+    """kill -9 of the orchestrator (or a Ray worker) takes its caged workload with it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = f"cage-orphan-{time.time_ns()}"
+    caller = subprocess.Popen([sys.executable, "-c", (
+        "import sys\nfrom pathlib import Path\nfrom llmabr.sandbox.cage import run_caged, CageLimits\n"
+        f"run_caged([sys.executable, '-c', 'import time; time.sleep(60)  # {marker}'], Path({str(tmp_path)!r}), "
+        "CageLimits(wall_s=120))\n")])
+
+    def workloads():
+        listing = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout
+        return [line for line in listing.splitlines() if marker in line and "run_caged" not in line]
+
+    deadline = time.monotonic() + 30
+    while not workloads() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workloads(), "the caged workload never started"
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
+    deadline = time.monotonic() + 10
+    while workloads() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workloads()
