@@ -112,3 +112,41 @@ def test_llm_errors_back_off_and_the_search_carries_on(tmp_path, monkeypatch, se
     log = [json.loads(line) for line in (run / "llm_requests.jsonl").read_text().splitlines()]
     assert [record["outcome"] for record in log] == ["failed", "ok"]
     assert "LLM proposer" in (run / "report.md").read_text()
+
+
+def test_a_ray_worker_killed_mid_evaluation_is_retried(tmp_path, monkeypatch):
+    no_llm_env(monkeypatch)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "llmabr.cli.main", "search", "--out", str(run), "--set", "budget.designs=2", *TINY,
+               "--set", "budget.screen_steps=6144"]
+    search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 180
+    while killed is None and time.monotonic() < deadline and search.poll() is None:
+        time.sleep(0.5)
+        listing = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout
+        for line in listing.splitlines():
+            if "ray::_run_stage" in line:
+                pid = int(line.split()[0])
+                os.kill(pid, signal.SIGKILL)  # a worker dies in the middle of an evaluation
+                killed = pid
+                break
+    assert killed is not None, "no Ray worker was seen running a stage"
+    _, stderr = search.communicate(timeout=600)
+    assert search.returncode == 0, stderr[-2000:]
+    archive = Archive(run)
+    assert all(task["status"] == "done" for task in archive.tasks())  # the killed task ran again and finished
+    assert (run / "report.md").exists()
+
+
+def test_llm_budget_cap_stops_proposing_cleanly_with_a_complete_report(tmp_path, monkeypatch, server):
+    no_llm_env(monkeypatch)
+    run = tmp_path / "run"
+    code = main(["search", "--out", str(run), "--set", "budget.designs=3", "--set", "proposer=llm",
+                 "--set", f"llm.base_url={server.base_url}", "--set", "llm.budget_tokens=50", *TINY])
+    assert code == 0 and server.received == []  # the first request's worst case already crossed the cap
+    archive = Archive(run)
+    assert archive.meta("proposing_stopped").startswith("LLM budget reached")
+    assert archive.design("seed-pensieve")["stage"] == "tested"
+    report = (run / "report.md").read_text()
+    assert "Proposing stopped: LLM budget reached" in report and "## Cascade" in report
