@@ -82,22 +82,23 @@ class Proposing:
 
     # -- what to ask for next -------------------------------------------------------------------
 
-    def _next_kind(self) -> str | None:
-        """'state', 'network' or 'combo' (paper mode, after both halves are screened); None: wait."""
+    def _next_kind(self) -> tuple[str | None, int]:
+        """What to ask for next and how many at most: ('state' | 'network' | 'combo', n), or (None, 0) to wait."""
         proposed = self.proposed()
         if self.config.mode == "evolve":
             round_index = len(proposed) // self.config.round_size
-            return "state" if round_index % 2 == 0 else "network"
+            left_in_round = self.config.round_size - len(proposed) % self.config.round_size
+            return ("state" if round_index % 2 == 0 else "network"), left_in_round
         half = self.config.budget.designs // 2
         states = [d for d in proposed if d["kind"] == "state"]
         networks = [d for d in proposed if d["kind"] == "network"]
         if len(states) < half:
-            return "state"
+            return "state", half - len(states)
         if len(networks) < self.config.budget.designs - half:
-            return "network"
+            return "network", self.config.budget.designs - half - len(networks)
         if self.archive.open_tasks(("check", "screen")):
-            return None  # combinations need the screened halves
-        return "combo"
+            return None, 0  # combinations need the screened halves
+        return "combo", self.config.budget.top_k ** 2
 
     def _parents(self, kind: str) -> list[dict]:
         """Screened designs of this kind with their genomes (offline mutation and recombination)."""
@@ -177,12 +178,10 @@ class Proposing:
         room = self.config.queue_ahead - waiting
         if room <= 0:
             return 0
-        kind = self._next_kind()
+        kind, left_in_phase = self._next_kind()
         if kind is None:
             return 0
-        n = min(room, self._target() - len(self.proposed()))
-        if self.config.mode == "evolve":
-            n = min(n, self.config.round_size - len(self.proposed()) % self.config.round_size)
+        n = min(room, left_in_phase, self._target() - len(self.proposed()))
         added = 0
         for proposal in self._ask(kind, n)[:n]:
             name, new = self.archive.add(proposal, round_index=len(self.proposed()) // self.config.round_size)

@@ -150,3 +150,15 @@ def test_llm_budget_cap_stops_proposing_cleanly_with_a_complete_report(tmp_path,
     assert archive.design("seed-pensieve")["stage"] == "tested"
     report = (run / "report.md").read_text()
     assert "Proposing stopped: LLM budget reached" in report and "## Cascade" in report
+
+
+def test_paper_mode_proposes_states_networks_then_their_combination(tmp_path, monkeypatch):
+    no_llm_env(monkeypatch)
+    run = tmp_path / "run"
+    assert main(["search", "--out", str(run), "--mode", "paper", "--set", "budget.designs=2", *TINY]) == 0
+    designs = Archive(run).designs()
+    assert [d["kind"] for d in designs] == ["seed", "state", "network", "combo"]
+    combo = designs[-1]
+    assert combo["parent"] == f"{designs[1]['name']}+{designs[2]['name']}"
+    assert (Archive(run).folder(combo["name"]) / "state.py").read_text() == \
+        (Archive(run).folder(designs[1]["name"]) / "state.py").read_text()
