@@ -14,6 +14,7 @@ on several seeds; test them on held-out traces; stop when nothing is left to run
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +51,11 @@ class Search:
             self.archive.set_meta("config", search_to_dict(config))
         self.started_s = time.monotonic() - float(self.archive.meta("elapsed_s", 0.0))
         self.test_traces = self._test_traces()
-        self.proposing = Proposing(self.config, self.archive, self.run_dir, self.console)
+        # Proposals come from their own thread with its own archive connection, so a slow LLM
+        # never holds up dispatching and recording evaluations.
+        self.proposing = Proposing(self.config, Archive(self.run_dir), self.run_dir, self.console)
+        self.proposals_done = threading.Event()
+        self.proposer_error: BaseException | None = None
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -186,7 +191,7 @@ class Search:
 
     def advance(self) -> None:
         """When proposing and screening are over, choose the finalists and queue their S3 runs."""
-        if self.archive.meta("finalists") is not None or not self.proposing.finished(self.elapsed_s()):
+        if self.archive.meta("finalists") is not None or not self.proposals_done.is_set():
             return
         if self.archive.open_tasks(("check", "screen")):
             return
@@ -216,11 +221,33 @@ class Search:
         if new:
             self.archive.enqueue(name, "check")
 
+    def propose_until_done(self, stop: threading.Event) -> None:
+        """The proposer thread: keep the queue topped up until the proposal budget is spent."""
+        try:
+            while not stop.is_set() and not self.proposing.finished(self.elapsed_s()):
+                if self.proposing.top_up(self.elapsed_s()) == 0:
+                    stop.wait(0.5)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main loop
+            self.proposer_error = error
+        finally:
+            self.proposals_done.set()
+
     def run(self, executor) -> dict:
         self.add_seed()
+        stop = threading.Event()
+        proposer = threading.Thread(target=self.propose_until_done, args=(stop,), name="proposer", daemon=True)
+        proposer.start()
+        try:
+            return self._loop(executor)
+        finally:
+            stop.set()
+            proposer.join(timeout=60)
+
+    def _loop(self, executor) -> dict:
         with Live(self.status(), console=self.console, refresh_per_second=2, transient=False) as live:
             while not self.done(executor):
-                self.proposing.top_up(self.elapsed_s())
+                if self.proposer_error is not None:
+                    raise self.proposer_error
                 self.dispatch(executor)
                 for finished in executor.wait(timeout_s=1.0):
                     self.record(finished)

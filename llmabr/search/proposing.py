@@ -26,6 +26,7 @@ class Proposing:
     def __init__(self, config, archive, run_dir: Path, console):
         self.config, self.archive, self.console = config, archive, console
         self.stop_reason = archive.meta("proposing_stopped", "")
+        self.cost_before_usd = float(archive.meta("llm_cost_usd", 0.0))  # spent before a resume
         self.backoff_until = 0.0
         self.failures_in_row = 0
         self.client = None
@@ -55,7 +56,8 @@ class Proposing:
         return [d for d in self.archive.designs() if d["origin"] != "seed"]
 
     def cost_usd(self) -> float:
-        return self.client.usage()["cost_usd"] + float(self.archive.meta("llm_cost_before", 0.0)) if self.client else 0.0
+        """LLM spending of this search (thread-safe: no archive access)."""
+        return self.cost_before_usd + (self.client.usage()["cost_usd"] if self.client else 0.0)
 
     def finished(self, elapsed_s: float) -> bool:
         """No more proposals: the budget of designs is used, time is up, or proposing was stopped."""
@@ -165,6 +167,7 @@ class Proposing:
                 self._stop(f"the LLM endpoint failed {self.failures_in_row} times in a row: {error}")
             return []
         self.failures_in_row = 0
+        self.archive.set_meta("llm_cost_usd", self.cost_usd())
         for failure in rejected:  # kept for the next prompt's failure list
             self.archive.set_meta(f"llm_rejected/{failure.name}/{time.time():.0f}",
                                   {"stage": failure.stage, "reason": failure.reason[:500]})
