@@ -162,3 +162,31 @@ def test_paper_mode_proposes_states_networks_then_their_combination(tmp_path, mo
     assert combo["parent"] == f"{designs[1]['name']}+{designs[2]['name']}"
     assert (Archive(run).folder(combo["name"]) / "state.py").read_text() == \
         (Archive(run).folder(designs[1]["name"]) / "state.py").read_text()
+
+
+def test_a_full_disk_on_archive_write_is_a_clear_error_and_the_run_resumes(tmp_path, monkeypatch):
+    """SQLite's own SQLITE_FULL (max_page_count on the loop's connection) stands in for a full disk."""
+    import io
+
+    from rich.console import Console
+
+    from llmabr.search.archive import ArchiveError
+    from llmabr.search.config import load_search_config
+    from llmabr.search.executor import RayExecutor
+    from llmabr.search.loop import Search
+
+    no_llm_env(monkeypatch)
+    run = tmp_path / "run"
+    config = load_search_config(None, [item for item in TINY if item != "--set"] + ["budget.designs=2"])
+    search = Search(run, config, Console(file=io.StringIO()))
+    pages = search.archive.db.execute("PRAGMA page_count").fetchone()[0]
+    search.archive.db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    executor = RayExecutor(config.workers)
+    try:
+        with pytest.raises(ArchiveError, match="full.*intact.*--resume"):
+            search.run(executor)
+    finally:
+        executor.shutdown()
+    assert Archive(run).design("seed-pensieve") is not None  # still readable
+    assert main(["search", "--resume", str(run)]) == 0  # and, with space again, it finishes
+    assert all(task["status"] == "done" for task in Archive(run).tasks())
