@@ -131,6 +131,21 @@ class Proposing:
                     notes=f"state of {state['name']} with the network of {network['name']}"))
         return out
 
+    def curve_summary(self) -> str:
+        """A few lines on how validation QoE evolved in S2 (Eureka-style reflection for the next prompt)."""
+        lines = []
+        designs = [d for d in self.archive.designs() if d["metrics"].get("S2", {}).get("curve")]
+        for design in sorted(designs, key=lambda d: d["val_qoe"] or -1e9, reverse=True)[:4]:
+            curve = design["metrics"]["S2"]["curve"]
+            points = [curve[0], curve[len(curve) // 2], curve[-1]]
+            path = " -> ".join(f"{p['val_qoe']:.2f} at {p['steps']:,}" for p in points)
+            stopped = " (stopped early)" if design["metrics"]["S2"].get("stopped_early") else ""
+            lines.append(f"{design['name']}: {path} steps{stopped}")
+        stopped = sum(1 for d in designs if d["metrics"]["S2"].get("stopped_early"))
+        if designs:
+            lines.append(f"{stopped} of {len(designs)} screened designs were stopped early for trailing the seed design.")
+        return "\n".join(lines)
+
     def _ask(self, kind: str, n: int) -> list[Proposal]:
         if kind == "combo":
             proposals = self._combinations()
@@ -151,7 +166,7 @@ class Proposing:
                          for d in self.archive.designs(status="rejected")[-5:])
         seed = self.archive.design("seed-pensieve")
         context = build_context(self.config.network, self.config.traces, top_designs=tops, failures=failures,
-                                seed_score=seed["val_qoe"] if seed else None)
+                                seed_score=seed["val_qoe"] if seed else None, curve_summary=self.curve_summary())
         try:
             proposals, rejected = self.llm.propose(kind, n, context)
         except BudgetExceeded as error:
