@@ -104,3 +104,17 @@ def test_propose_cli_reads_the_llm_section_of_a_config_file(server, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[llm]\nbase_urll = 'x'\n")
     assert main(["propose", "--n", "1", "--out", str(tmp_path / "q"), "--config", str(bad)]) == 2
+
+
+def test_an_s1_rejection_goes_back_with_the_probe_reason(server, tmp_path, context):
+    """S0 passes, the caged probe rejects raw bytes; the model gets the normalization reason and fixes it."""
+    from llmabr.proposer.llm import full_check
+
+    raw = ("Analysis and ideas: sizes.\n```python\nimport torch\n\n\ndef state(m):\n"
+           "    return {'sizes': m['next_chunk_bytes'], 'buffer': m['buffer_s'][:, -1:] / 10.0}\n```")
+    server.script(Scripted(body=completion_body([raw])), Scripted(body=completion_body([GOOD_STATE])))
+    proposals, rejected = LLMProposer(client_for(server, tmp_path), max_repairs=1, check=full_check).propose(
+        "state", 1, context)
+    assert len(proposals) == 1 and not rejected
+    repair = server.received[1]["body"]["messages"][-1]["content"]
+    assert "normalization" in repair and "sizes" in repair
