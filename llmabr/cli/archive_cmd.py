@@ -64,7 +64,7 @@ def _list(archive, args) -> int:
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(d["name"], d["kind"], d["origin"], d["stage"], d["status"], fmt(d["val_qoe"]),
                       fmt(d["test_qoe"]), d["reason"][:80])
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # no 80-column squeeze in pipes and logs
     return 0
 
 
