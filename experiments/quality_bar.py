@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmabr.sandbox.cage import CageLimits, run_caged
+from llmabr.train.caged import evaluate_caged
 from llmabr.train.evaluate import evaluate, summarize
 from simulator.baselines import make_baseline
 from simulator.layout import Layout
@@ -39,16 +39,11 @@ def checkpoint_curve(run: Path, test_traces: Path) -> list[dict]:
     curve = json.loads((run / "curve.json").read_text())
     checkpoints = sorted((run / "checkpoints").glob("policy_*.pt"))
     weights = [str(path.relative_to(run)) for path in checkpoints]
-    out = run / f"curve-{test_traces.name}"
-    out.mkdir(exist_ok=True)
-    (out / "request.json").write_text(json.dumps({
-        "run_dir": str(run.resolve()), "traces": str(test_traces.resolve()), "video": result["video"],
-        "mode": result["config"]["mode"], "qoe": result["config"]["qoe"], "weights": weights}))
-    cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.eval_entry", "request.json"], out,
-                     CageLimits(wall_s=3600.0, cpu_s=7200))
-    if not (out / "per_checkpoint.json").exists():
-        raise SystemExit(f"{run}: scoring the checkpoints failed ({cage.describe()}): {cage.stderr_tail[-500:]}")
-    scored = json.loads((out / "per_checkpoint.json").read_text())
+    try:
+        scored = evaluate_caged(run, test_traces, result["video"], result["config"]["mode"], result["config"]["qoe"],
+                                weights, run / f"curve-{test_traces.name}", wall_s=3600.0)
+    except RuntimeError as error:
+        raise SystemExit(f"{run}: scoring the checkpoints failed: {error}") from None
     wall_by_steps = {point["steps"]: point["wall_s"] for point in curve}
     cpu_by_steps = {point["steps"]: point.get("cpu_s", point["wall_s"]) for point in curve}
     val_by_steps = {point["steps"]: point["val_qoe"] for point in curve}

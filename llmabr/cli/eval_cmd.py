@@ -27,7 +27,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from llmabr.sandbox.cage import CageLimits, run_caged
+    from llmabr.train.caged import evaluate_caged
     from llmabr.train.evaluate import plot_cdf, summarize, write_csv
     from simulator.baselines import make_baseline
     from simulator.layout import Layout
@@ -48,17 +48,13 @@ def run(args) -> int:
         return 2
     out = (args.out or args.run / f"eval-{args.traces.resolve().name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    request = {"run_dir": str(args.run.resolve()), "traces": str(args.traces.resolve()), "video": video_name,
-               "mode": config["mode"], "qoe": config["qoe"], "weights": args.weights}
-    (out / "request.json").write_text(json.dumps(request))
-    cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.eval_entry", "request.json"], out,
-                     CageLimits(wall_s=1800.0, cpu_s=3600))
-    if not (out / "per_trace.json").exists():
-        reason = json.loads((out / "error.json").read_text())["reason"] if (out / "error.json").exists() else cage.describe()
-        print(f"error: evaluating the design failed: {reason}", file=sys.stderr)
+    try:
+        design_rows = evaluate_caged(args.run, args.traces, video_name, config["mode"], config["qoe"], args.weights, out)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     design_name = result.get("design", "design")
-    rows = {design_name: json.loads((out / "per_trace.json").read_text())}
+    rows = {design_name: design_rows}
     layout = Layout(16, video.n_levels)
     from llmabr.train.evaluate import evaluate
 

@@ -129,13 +129,3 @@ class OfflineProposer:
                 notes=f"{LABEL}: {how} of {parent}"))
         return out
 
-
-def combine(state_parent: dict, net_parent: dict) -> Proposal:
-    """The paper's combination step: the state of one design with the network of another."""
-    full = {"state": state_parent["genome"]["state"], "net": net_parent["genome"]["net"]}
-    name = f"offline-combo-{genome_hash(full)}"
-    return Proposal(name=name, kind="combo", origin="offline", parent=f"{state_parent['name']}+{net_parent['name']}",
-                    state_source=state_source(full["state"], title=f"State of {name}"),
-                    net_source=net_source(full["net"], title=f"Trunk of {name}"),
-                    shared_trunk=bool(full["net"]["shared_trunk"]), genome=full,
-                    notes=f"{LABEL}: state of {state_parent['name']} with the network of {net_parent['name']}")

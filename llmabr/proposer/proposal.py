@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmabr.design.format import Design, write_design
+from llmabr.design.format import Design, detect_kind, write_design
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Proposal:
 
     def to_design(self) -> Design:
         return Design(name=self.name, state_source=self.state_source, net_source=self.net_source,
-                      kind="nada" if "def state_func" in self.state_source and self.net_source is None else "torch",
+                      kind=detect_kind(self.state_source) if self.net_source is None else "torch",
                       origin=self.origin, parent=self.parent, notes=self.notes, shared_trunk=self.shared_trunk)
 
     def write(self, folder: Path) -> Path:

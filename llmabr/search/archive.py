@@ -174,14 +174,15 @@ class Archive:
     def hashes(self) -> set[str]:
         return {row["code_hash"] for row in self.db.execute("SELECT code_hash FROM designs")}
 
-    def top(self, k: int, by: str = "val_qoe", stage: str | None = None) -> list[dict]:
+    def top(self, k: int | None = None, by: str = "val_qoe", stage: str | None = None) -> list[dict]:
+        """Designs still in the race, best first (all of them when ``k`` is None)."""
         if by not in ("val_qoe", "test_qoe"):
             raise ValueError(f"rank by val_qoe or test_qoe, not {by!r}")
         query = f"SELECT * FROM designs WHERE status = 'ok' AND {by} IS NOT NULL"
         args: tuple = ()
         if stage:
             query, args = query + " AND stage = ?", (stage,)
-        return [_row(row) for row in self.db.execute(query + f" ORDER BY {by} DESC LIMIT ?", (*args, k))]
+        return [_row(row) for row in self.db.execute(query + f" ORDER BY {by} DESC LIMIT ?", (*args, -1 if k is None else k))]
 
     def funnel(self) -> dict[str, int]:
         """How many designs reached each stage (a rejected design counts up to the stage before)."""

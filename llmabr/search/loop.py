@@ -195,7 +195,7 @@ class Search:
             return
         if self.archive.open_tasks(("check", "screen")):
             return
-        screened = [d for d in self.archive.top(len(self.archive.designs()), stage="screened") if d["name"] != SEED_NAME]
+        screened = [d for d in self.archive.top(stage="screened") if d["name"] != SEED_NAME]
         finalists = [d["name"] for d in screened[:self.config.budget.top_k]]
         seed = self.archive.design(SEED_NAME)
         chosen = finalists + ([SEED_NAME] if seed and seed["status"] == "ok" else [])

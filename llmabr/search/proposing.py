@@ -115,7 +115,7 @@ class Proposing:
         from llmabr.design.format import load_design
 
         k = self.config.budget.top_k
-        ranked = self.archive.top(len(self.archive.designs()), stage="screened")
+        ranked = self.archive.top(stage="screened")
         states = [d for d in ranked if d["kind"] == "state"][:k]
         networks = [d for d in ranked if d["kind"] == "network"][:k]
         out = []
@@ -153,8 +153,7 @@ class Proposing:
                 self._stop("paper mode: no screened state or network design to combine")
             return proposals
         if self.llm is None:
-            seen = set()
-            return self.offline.propose(kind, n, self._parents(kind), seen)
+            return self.offline.propose(kind, n, self._parents(kind))  # the archive dedups across calls
         from llmabr.proposer.client import BudgetExceeded, LLMError
         from llmabr.proposer.context import build_context
         from llmabr.proposer.prompts import Failure, ScoredDesign

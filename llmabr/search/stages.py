@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,20 +43,13 @@ def train(design_dir: str, config_dict: dict, out_dir: str, reference_curve: lis
 
 def test(run_dir: str, test_traces: str, video: str, mode: str, qoe: str) -> dict:
     """The deterministic test protocol on held-out traces for a trained run's validation-best policy."""
-    from llmabr.sandbox.cage import CageLimits, run_caged
+    from llmabr.train.caged import evaluate_caged
     from llmabr.train.evaluate import summarize
 
     out = Path(run_dir) / "test"
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    (out / "request.json").write_text(json.dumps({"run_dir": str(Path(run_dir).resolve()), "traces": test_traces,
-                                                   "video": video, "mode": mode, "qoe": qoe,
-                                                   "weights": "policy_best.pt"}))
-    cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.eval_entry", "request.json"], out,
-                     CageLimits(wall_s=900.0, cpu_s=1800))
-    if not (out / "per_trace.json").exists():
-        error = out / "error.json"
-        reason = json.loads(error.read_text())["reason"] if error.exists() else cage.describe()
-        return {"status": "failed", "reason": f"test evaluation failed: {reason}"}
-    rows = json.loads((out / "per_trace.json").read_text())
+    try:
+        rows = evaluate_caged(Path(run_dir), test_traces, video, mode, qoe, "policy_best.pt", out, wall_s=900.0)
+    except RuntimeError as error:
+        return {"status": "failed", "reason": f"test: {error}"}
     return {"status": "ok", "rows": rows, "summary": summarize(rows)}

@@ -44,3 +44,25 @@ def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: fl
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return f" ({lines[-1][:300]})" if lines else ""
+
+
+def evaluate_caged(run_dir: Path, traces: str | Path, video: str, mode: str, qoe: str, weights, out_dir: Path,
+                   wall_s: float = 1800.0):
+    """Score a trained run's ``weights`` (one file name, or a list) on ``traces`` in a caged process.
+
+    Returns the per-trace rows (a dict of rows per weights file for a list), or raises
+    ``RuntimeError`` with the reason (the design's own error, or what the cage did to it).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "request.json").write_text(json.dumps({
+        "run_dir": str(Path(run_dir).resolve()), "traces": str(Path(traces).resolve()), "video": video,
+        "mode": mode, "qoe": qoe, "weights": weights}))
+    cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.eval_entry", "request.json"], out_dir,
+                     CageLimits(wall_s=wall_s, cpu_s=int(wall_s * 2)))
+    produced = out_dir / ("per_checkpoint.json" if isinstance(weights, list) else "per_trace.json")
+    if not produced.exists():
+        error = out_dir / "error.json"
+        reason = json.loads(error.read_text())["reason"] if error.exists() else cage.describe()
+        raise RuntimeError(f"evaluating the design failed: {reason}" + _last_line(cage.stderr_tail))
+    return json.loads(produced.read_text())
