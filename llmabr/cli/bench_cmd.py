@@ -1,10 +1,16 @@
-"""``llmabr bench sim``: chunk-steps/s of the C core at N = 1, 16, 256, 4096 vs the Python reference."""
+"""``llmabr bench sim|check|train|search``: measurements, never tests.
+
+sim: chunk-steps/s of the C core at N = 1, 16, 256, 4096 vs the Python reference; check: S0+S1 time
+per design vs a caged torch import; train: PPO env-steps/s vs SB3 on a zero-cost VecEnv; search:
+designs screened per hour with and without S2 early stopping.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def add_parser(commands) -> None:
@@ -34,6 +40,19 @@ def add_parser(commands) -> None:
     train.add_argument("design", nargs="?", default=None, help="design folder (default: designs/pensieve)")
     train.add_argument("--steps", type=int, default=30_720, help="env steps per run (10 rollouts of 32 x 96)")
     train.set_defaults(handler=run_train)
+    search = targets.add_parser(
+        "search", help="designs screened (S0-S2) per hour, with and without S2 early stopping, same designs",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    search.add_argument("--designs", type=int, default=16, help="offline designs screened by each arm")
+    search.add_argument("--workers", type=int, default=2, help="local Ray workers (one core each)")
+    search.add_argument("--network", default="broadband")
+    search.add_argument("--traces", default="synthetic", help="training traces folder, or 'synthetic'")
+    search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="search setting, e.g. budget.screen_steps=40000 (the quick budget is the default)")
+    search.add_argument("--seed", type=int, default=0, help="offline proposer seed")
+    search.add_argument("--out", type=Path, help="folder for both arms' runs (default: runs/bench-search-<time>)")
+    search.set_defaults(handler=run_search_bench)
 
 
 def _inputs(args):
@@ -155,4 +174,34 @@ def run_train(args) -> int:
         print(f"{name:<14} {run['steps_per_s']:>9,.0f} {run['rollout_s']:>10.2f} {run['update_s']:>9.2f} "
               f"{run['update_s'] / run['wall_s']:>12.0%}")
     print(f"ratio to SB3 ceiling: {100 * result['ratio']:.0f}%")
+    return 0
+
+
+def run_search_bench(args) -> int:
+    import time
+
+    from rich.console import Console
+
+    from llmabr.search.bench import bench_search, format_table
+    from llmabr.search.config import load_search_config
+
+    overrides = [*args.set, f"network={args.network}", f"traces={args.traces}"]
+    try:
+        config = load_search_config(None, overrides)  # settings errors before anything starts
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.designs < 1:
+        print("error: --designs must be at least 1", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / f"bench-search-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and any(out.iterdir()):
+        print(f"error: {out} is not empty", file=sys.stderr)
+        return 2
+    console = Console(stderr=True)
+    console.print(f"screening the same {args.designs} offline designs twice ({config.network}, traces {config.traces}, "
+                  f"S2 {config.budget.screen_steps:,} steps, {args.workers} workers): with early stopping, then without")
+    arms = bench_search(out, args.designs, overrides, args.workers, args.seed, console)
+    print(format_table(arms, config.budget.screen_steps))
+    print(f"runs and bench.json: {out}")
     return 0

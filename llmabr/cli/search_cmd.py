@@ -26,6 +26,8 @@ def add_parser(commands) -> None:
     search.add_argument("--workers", type=int, help="parallel evaluations (local Ray: one core each)")
     search.add_argument("--ray-address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
     search.add_argument("--minutes", type=float, help="time budget")
+    search.add_argument("--replay", help="evaluate designs written elsewhere (a folder of designs or a JSONL of "
+                                         "LLM replies) instead of proposing; sets proposer=replay")
     search.set_defaults(handler=run)
 
 
@@ -42,6 +44,8 @@ def run(args) -> int:
                       (args.minutes, "budget.minutes")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
+    if args.replay is not None:
+        overrides += ["proposer=replay", f"replay={Path(args.replay).resolve()}"]
     try:
         if args.resume is not None:
             if overrides or args.config:
@@ -51,6 +55,10 @@ def run(args) -> int:
             config, run_dir = None, args.resume
         else:
             config = load_search_config(args.config, overrides)
+            if config.proposer == "replay":  # refuse an unusable source before a run folder exists
+                from llmabr.search.proposing import load_replay
+
+                load_replay(config.replay, config.budget.designs)
             run_dir = args.out or Path("runs") / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
             if (run_dir / "archive.sqlite").exists():
                 raise ValueError(f"{run_dir} already holds a search; use --resume {run_dir} or another --out")
@@ -76,6 +84,9 @@ def run(args) -> int:
     except ArchiveError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except (ValueError, FileNotFoundError) as error:  # e.g. a replay source with nothing usable
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"interrupted; continue with: llmabr search --resume {run_dir}", file=sys.stderr)
         return 130

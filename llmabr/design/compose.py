@@ -63,6 +63,9 @@ class DesignNetwork(nn.Module):
         return dict(zip(self.names, torch.split(flat, self.widths, dim=1)))
 
     def forward(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.critic is self.actor:  # one pass: a shared trunk computed twice would cost the update double
+            latent = self.forward_actor(flat)
+            return latent, latent
         return self.forward_actor(flat), self.forward_critic(flat)
 
     def forward_actor(self, flat: torch.Tensor) -> torch.Tensor:

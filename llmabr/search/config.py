@@ -21,7 +21,7 @@ class BudgetConfig:
     screen_steps: int = 40_000  # S2: the quick budget each design gets (early stopping may end it sooner)
     screen_eval_every: int = 8_000
     train_steps: int = 120_000  # S3: full training of the finalists
-    train_seeds: int = 2
+    train_seeds: int = 2  # 0: screening only (no S3, no test), e.g. for `llmabr bench search`
     top_k: int = 2  # finalists (and, in paper mode, the k x k state/network combinations)
     llm_usd: float | None = None  # LLM spending cap (the [llm] section's budget_usd wins if set)
 
@@ -33,7 +33,8 @@ class SearchConfig:
     traces: str = "synthetic"  # training traces (validation is split from them)
     test_traces: str = "synthetic"  # held out: synthetic test traces use another generator seed
     synthetic_test_count: int = 40
-    proposer: str = "auto"  # "auto" (LLM if configured, else offline), "offline", "llm"
+    proposer: str = "auto"  # "auto" (LLM if configured, else offline), "offline", "llm", "replay"
+    replay: str | None = None  # proposer "replay": a folder of designs or a JSONL of LLM replies, taken in order
     seed: int = 0
     workers: int = 2  # local Ray: one training process per core
     ray_address: str | None = None  # an existing Ray cluster ("auto" or host:port); None: start a local one
@@ -47,10 +48,12 @@ class SearchConfig:
     def __post_init__(self):
         if self.mode not in ("evolve", "paper"):
             raise ValueError(f"search.mode must be 'evolve' or 'paper', got {self.mode!r}")
-        if self.proposer not in ("auto", "offline", "llm"):
-            raise ValueError(f"search.proposer must be auto, offline or llm, got {self.proposer!r}")
-        if self.workers < 1 or self.budget.designs < 1 or self.budget.top_k < 1:
-            raise ValueError("workers, budget.designs and budget.top_k must be at least 1")
+        if self.proposer not in ("auto", "offline", "llm", "replay"):
+            raise ValueError(f"search.proposer must be auto, offline, llm or replay, got {self.proposer!r}")
+        if (self.proposer == "replay") != (self.replay is not None):
+            raise ValueError("search.proposer = 'replay' and search.replay = PATH go together")
+        if self.workers < 1 or self.budget.designs < 1 or self.budget.top_k < 1 or self.budget.train_seeds < 0:
+            raise ValueError("workers, budget.designs and budget.top_k must be at least 1, budget.train_seeds at least 0")
 
 
 def load_search_config(path: str | Path | None = None, overrides: list[str] = ()) -> SearchConfig:

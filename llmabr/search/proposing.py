@@ -5,6 +5,9 @@ is conditioned on the archive (the offline proposer mutates and recombines the b
 designs; the LLM sees them with their validation scores, plus recent failures with reasons).
 ``paper``: half the budget as state designs with the seed network, half as network designs with
 the seed state, then the top-k states x top-k networks combinations, as LLM-ABR did.
+Proposer ``replay`` (either mode): designs written elsewhere (``search.replay``: a folder of
+designs or a JSONL of LLM replies), taken in order up to the design budget; the same designs in
+the same order every time, which is what a benchmark or a re-evaluation on new traces needs.
 
 Proposals are decoupled from evaluation: ``top_up`` keeps at most ``queue_ahead`` designs waiting
 for a check or S2 ahead of the workers. An LLM endpoint that fails (after the client's own
@@ -20,6 +23,20 @@ from pathlib import Path
 
 from llmabr.proposer.offline import OfflineProposer
 from llmabr.proposer.proposal import Proposal
+
+
+def load_replay(source: str, limit: int) -> list[Proposal]:
+    """The first ``limit`` designs of a replay source; ValueError when it has none usable."""
+    from llmabr.proposer.replay import replay
+
+    try:
+        proposals, failures = replay(Path(source))
+    except (FileNotFoundError, OSError) as error:
+        raise ValueError(str(error)) from None
+    if not proposals:
+        reasons = "; ".join(f"{f.name}: {f.reason}" for f in failures[:3])
+        raise ValueError(f"{source}: no design to replay{' (' + reasons + ')' if reasons else ''}")
+    return proposals[:limit]
 
 
 class Proposing:
@@ -38,7 +55,11 @@ class Proposing:
             section["budget_usd"] = config.budget.llm_usd
         llm_config = llm_config_from(section)
         use_llm = config.proposer == "llm" or (config.proposer == "auto" and llm_config.configured)
-        if use_llm:
+        self.replayed = None
+        if config.proposer == "replay":
+            self.replayed = load_replay(config.replay, config.budget.designs)
+            self.label = f"replay of {config.replay} ({len(self.replayed)} designs)"
+        elif use_llm:
             from llmabr.proposer.client import LLMClient
             from llmabr.proposer.llm import LLMProposer, static_check
 
@@ -66,9 +87,14 @@ class Proposing:
         if elapsed_s > 60.0 * self.config.budget.minutes * self.config.budget.propose_fraction:
             self._stop("time budget for proposing reached")
             return True
+        if self.replayed is not None and self._replay_cursor() >= len(self.replayed):
+            return True
         if len(self.proposed()) >= self._target():
             return True
         return False
+
+    def _replay_cursor(self) -> int:
+        return int(self.archive.meta("replay_cursor", 0))
 
     def _target(self) -> int:
         budget = self.config.budget
@@ -87,6 +113,8 @@ class Proposing:
     def _next_kind(self) -> tuple[str | None, int]:
         """What to ask for next and how many at most: ('state' | 'network' | 'combo', n), or (None, 0) to wait."""
         proposed = self.proposed()
+        if self.replayed is not None:
+            return "replay", len(self.replayed) - self._replay_cursor()
         if self.config.mode == "evolve":
             round_index = len(proposed) // self.config.round_size
             left_in_round = self.config.round_size - len(proposed) % self.config.round_size
@@ -147,6 +175,9 @@ class Proposing:
         return "\n".join(lines)
 
     def _ask(self, kind: str, n: int) -> list[Proposal]:
+        if kind == "replay":
+            cursor = self._replay_cursor()
+            return self.replayed[cursor:cursor + n]
         if kind == "combo":
             proposals = self._combinations()
             if not proposals:
@@ -198,13 +229,16 @@ class Proposing:
         kind, left_in_phase = self._next_kind()
         if kind is None:
             return 0
-        n = min(room, left_in_phase, self._target() - len(self.proposed()))
+        n = min(room, left_in_phase) if kind == "replay" else min(room, left_in_phase, self._target() - len(self.proposed()))
         added = 0
-        for proposal in self._ask(kind, n)[:n]:
+        proposals = self._ask(kind, n)[:n]
+        for proposal in proposals:
             name, new = self.archive.add(proposal, round_index=len(self.proposed()) // self.config.round_size)
             if new:
                 self.archive.enqueue(name, "check")
                 added += 1
+        if kind == "replay":  # moved on only once archived: a search killed in between re-adds (deduplicated)
+            self.archive.set_meta("replay_cursor", self._replay_cursor() + len(proposals))
         if kind == "combo":
             self._stop("paper mode: combinations proposed")
         return added

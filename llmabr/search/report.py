@@ -77,6 +77,13 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
                   f"{summarize(tested[winner])['qoe_per_chunk']:.3f} vs {summarize(tested[seed_name])['qoe_per_chunk']:.3f} "
                   f"QoE per chunk, difference {delta:+.3f} (95 % CI {low:+.3f} to {high:+.3f}, paired bootstrap over "
                   f"{len(tested[winner])} traces).", ""]
+    elif config.budget.train_seeds == 0:
+        ranked = [d for d in archive.top(stage="screened") if d["name"] != seed_name]
+        seed_val = designs[seed_name]["val_qoe"] if seed_name in designs else None
+        best = (f" Best on S2 validation: `{ranked[0]['name']}` {ranked[0]['val_qoe']:.3f}"
+                + (f" (seed design {seed_val:.3f})" if seed_val is not None else "") + ".") if ranked else ""
+        lines += ["**Verdict:** screening only (`budget.train_seeds = 0`): no full training and no test, so "
+                  f"no claim about the seed design on test traces.{best}", ""]
     else:
         lines += ["**Verdict:** no finalist and seed pair was tested, so there is no comparison "
                   "(see the funnel and the failures below).", ""]

@@ -32,6 +32,7 @@ class PPOConfig:
     ent_start: float = 1.0
     ent_end: float = 0.05
     ent_decay_fraction: float = 0.75
+    ent_decay_steps: int = 0  # >0: the decay ends after at most this many steps, whatever the budget
 
 
 @dataclass(frozen=True)

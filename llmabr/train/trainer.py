@@ -81,14 +81,16 @@ def write_json(path: Path, data) -> None:
 
 
 class EntropyDecay(BaseCallback):
-    """Entropy coefficient from ``start`` to ``end``, linear over the first ``fraction`` of the budget."""
+    """Entropy coefficient from ``start`` to ``end``, linear over the first ``fraction`` of the budget,
+    or over ``max_steps`` when that is shorter (so a long run learns as fast early on as a short one)."""
 
-    def __init__(self, start: float, end: float, fraction: float, total_steps: int):
+    def __init__(self, start: float, end: float, fraction: float, total_steps: int, max_steps: int = 0):
         super().__init__()
-        self.start, self.end, self.fraction, self.total_steps = start, end, fraction, total_steps
+        self.start, self.end = start, end
+        self.horizon = fraction * total_steps if max_steps <= 0 else min(fraction * total_steps, max_steps)
 
     def _on_rollout_start(self) -> None:
-        progress = min(1.0, self.num_timesteps / max(1.0, self.fraction * self.total_steps))
+        progress = min(1.0, self.num_timesteps / max(1.0, self.horizon))
         self.model.ent_coef = self.start + (self.end - self.start) * progress
         self.logger.record("train/ent_coef", self.model.ent_coef)
 
@@ -212,7 +214,7 @@ def train(design_dir: Path, config: TrainConfig, out_dir: Path, reference_curve:
     validation = Validation(val_traces, video, config, out_dir, started, cpu_started)
     guard = NanGuard()
     callbacks = [
-        EntropyDecay(ppo.ent_start, ppo.ent_end, ppo.ent_decay_fraction, config.total_steps),
+        EntropyDecay(ppo.ent_start, ppo.ent_end, ppo.ent_decay_fraction, config.total_steps, ppo.ent_decay_steps),
         validation, Progress(out_dir, config.total_steps, reward_scale, chunks_scored, validation), guard,
     ]
     early_stop = None

@@ -190,3 +190,32 @@ def test_a_full_disk_on_archive_write_is_a_clear_error_and_the_run_resumes(tmp_p
     assert Archive(run).design("seed-pensieve") is not None  # still readable
     assert main(["search", "--resume", str(run)]) == 0  # and, with space again, it finishes
     assert all(task["status"] == "done" for task in Archive(run).tasks())
+
+
+def test_bench_search_screens_the_same_replayed_designs_with_and_without_early_stop(tmp_path, monkeypatch, capsys):
+    no_llm_env(monkeypatch)
+    out = tmp_path / "bench"
+    assert main(["bench", "search", "--designs", "2", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "early-stop " in printed and "no-early-stop" in printed and "designs per hour" in printed
+    arms = json.loads((out / "bench.json").read_text())
+    assert [arm["name"] for arm in arms] == ["early-stop", "no-early-stop"]
+    replayed = sorted(p.name for p in (out / "designs").iterdir())
+    for arm in arms:
+        archive = Archive(out / arm["name"])
+        assert arm["screened"] + arm["rejected_s0_s1"] == 2 and arm["per_hour"] > 0
+        assert sorted(d["name"] for d in archive.designs() if d["origin"] == "replay") == replayed
+        assert not archive.tasks(stage="train") and not archive.tasks(stage="test")  # screening only
+        assert archive.meta("replay_cursor") == 2
+    early = Archive(out / "early-stop").meta("config")
+    assert early["early_stop"] is True and Archive(out / "no-early-stop").meta("config")["early_stop"] is False
+
+
+def test_replay_with_nothing_usable_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    no_llm_env(monkeypatch)
+    source = tmp_path / "replies.jsonl"
+    source.write_text('{"kind": "state", "reply": "no code here"}\n')
+    assert main(["search", "--out", str(tmp_path / "run"), "--replay", str(source), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "no design to replay" in err and "line 1" in err  # with the extraction's reason per reply
+    assert not (tmp_path / "run").exists()  # refused before a run folder was made
