@@ -31,8 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from llmabr.train.config import load_config, to_dict
 from llmabr.train.early_stop import EarlyStopConfig, EarlyStopRule, seed_curve_path
 
@@ -155,7 +153,7 @@ def main() -> int:
         writer.writerow(["design", "test_qoe", "top_quartile", "final_val_qoe", "best_val_qoe", "steps", "wall_s",
                          "default_s2_stop_steps"])
         for name in ["reference"] + ranked:
-            result, curve = results[name], curves[name]
+            curve = curves[name]
             stop = default_row["outcome"].get(name, {})
             writer.writerow([name, f"{scores[name]:.4f}", name in top, f"{curve[-1]['val_qoe']:.4f}",
                              f"{max(p['val_qoe'] for p in curve):.4f}", curve[-1]["steps"], f"{curve[-1]['wall_s']:.0f}",

@@ -45,6 +45,20 @@ UNITS = {
     "chunks_total": "chunks",
 }
 
+# One line per field, for exported layout.json files and player code (the table above, as data).
+MEANINGS = {
+    "bitrate_kbps": "bitrate of each of the last K chunks (oldest first)",
+    "buffer_s": "buffer after each chunk arrived (and after any sleep)",
+    "download_time_s": "time to fetch each chunk, RTT included",
+    "chunk_bytes": "size of each chunk fetched",
+    "rebuffer_s": "stall incurred while fetching each chunk",
+    "valid": "1 where the history slot holds a real chunk, 0 for slots before the first chunk",
+    "next_chunk_bytes": "size of the next chunk at each level (0 after the last one)",
+    "ladder_kbps": "the bitrate of each level, lowest first",
+    "chunks_left": "chunks still to fetch in this episode",
+    "chunks_total": "chunks in this episode",
+}
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -38,7 +38,7 @@ def add_parser(commands) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     train.add_argument("design", nargs="?", default=None, help="design folder (default: designs/pensieve)")
-    train.add_argument("--steps", type=int, default=30_720, help="env steps per run (10 rollouts of 32 x 96)")
+    train.add_argument("--steps", type=int, default=30_720, help="env steps per run (10 rollouts at the default 64 x 48)")
     train.set_defaults(handler=run_train)
     search = targets.add_parser(
         "search", help="designs screened (S0-S2) per hour, with and without S2 early stopping, same designs",
@@ -166,8 +166,11 @@ def run_train(args) -> int:
         print(f"error: the benchmark process {cage.describe()}: {cage.stderr_tail[-800:]}", file=sys.stderr)
         return 1
     result = json.loads(lines[-1])
-    print(f"design {design.name}, PPO defaults (32 players x 96 steps, minibatch 512, 4 epochs), "
-          f"{args.steps:,} steps per run, one torch thread, in the cage")
+    from llmabr.train.config import PPOConfig
+
+    ppo = PPOConfig()
+    print(f"design {design.name}, PPO defaults ({ppo.n_envs} players x {ppo.n_steps} steps, minibatch {ppo.batch_size}, "
+          f"{ppo.n_epochs} epochs), {args.steps:,} steps per run, one torch thread, in the cage")
     print(f"{'run':<14} {'steps/s':>9} {'rollout s':>10} {'update s':>9} {'update share':>13}")
     for name in ("sb3_ceiling", "abr"):
         run = result[name]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def add_parser(commands) -> None:
-    evaluate = commands.add_parser("eval", help="score a trained run on test traces (QoE with 95% CIs, CSV, CDF plot)")
+    evaluate = commands.add_parser("eval", help="score a trained run on test traces (QoE with 95%% CIs, CSV, CDF plot)")
     evaluate.add_argument("run", type=Path, help="run folder made by llmabr train")
     evaluate.add_argument("--traces", required=True, type=Path, help="held-out test traces")
     evaluate.add_argument("--video", help="video profile (default: the one the run trained with)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmabr.cli import (archive_cmd, baseline_cmd, bench_cmd, check_cmd, eval_cmd, propose_cmd, search_cmd, traces_cmd,
-                        train_cmd)
+from llmabr.cli import (archive_cmd, baseline_cmd, bench_cmd, check_cmd, eval_cmd, export_cmd, propose_cmd, search_cmd,
+                        serve_cmd, traces_cmd, train_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,8 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Design adaptive-bitrate controllers with an LLM; simulate, train, evaluate.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (search_cmd, archive_cmd, propose_cmd, check_cmd, train_cmd, eval_cmd, traces_cmd, baseline_cmd,
-                   bench_cmd):
+    for module in (search_cmd, archive_cmd, propose_cmd, check_cmd, train_cmd, eval_cmd, export_cmd, serve_cmd,
+                   traces_cmd, baseline_cmd, bench_cmd):
         module.add_parser(commands)
     return parser
 

@@ -113,7 +113,7 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
         lines.append(f"| {name} | {d['kind']} | {d['origin']} | {d['stage']} | {d['status']} | "
                      f"{'-' if d['val_qoe'] is None else format(d['val_qoe'], '.3f')} | {d['reason'][:160]} |")
 
-    figure, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    figure, axes = plt.subplots(2, 3, figsize=(17, 8.5))
     names = list(stats)
     means = [stats[n]["qoe_per_chunk"] for n in names]
     errors = np.array([[m - stats[n]["qoe_per_chunk_ci95"][0], stats[n]["qoe_per_chunk_ci95"][1] - m]
@@ -136,14 +136,35 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
                             linewidth=2.5 if name == seed_name else 0.8, color="black" if name == seed_name else None)
     axes[1, 0].set_xlabel("env steps (S2)")
     axes[1, 0].set_ylabel("validation QoE per chunk (black: seed)")
-    axes[1, 1].bar(range(len(funnel)), list(funnel.values()))
-    axes[1, 1].set_xticks(range(len(funnel)), list(funnel), fontsize=8)
-    axes[1, 1].set_ylabel("designs")
+    for name in finalists:  # S3: every seed's validation curve (the learning curves of the finalists)
+        for index, curve in enumerate(designs[name]["metrics"].get("S3", {}).get("curves", []) if name in designs else []):
+            if curve:
+                axes[1, 1].plot([p["steps"] for p in curve], [p["val_qoe"] for p in curve],
+                                color="black" if name == seed_name else None, linewidth=1.5 if name == seed_name else 1,
+                                label=name if index == 0 else None)
+    axes[1, 1].set_xlabel("env steps (S3, every seed)")
+    axes[1, 1].set_ylabel("validation QoE per chunk")
+    if finalists:
+        axes[1, 1].legend(fontsize=6)
+    axes[0, 2].bar(range(len(funnel)), list(funnel.values()))
+    axes[0, 2].set_xticks(range(len(funnel)), list(funnel), fontsize=8)
+    axes[0, 2].set_ylabel("designs (cascade funnel)")
+    stages = ["propose", *compute]
+    worker_min = [0.0] + [compute[stage] / 60 for stage in compute]
+    llm_usd = [summary.get("llm_cost_usd", 0.0)] + [0.0] * len(compute)  # the LLM is only asked when proposing
+    axes[1, 2].bar(range(len(stages)), worker_min, color="tab:blue")
+    axes[1, 2].set_xticks(range(len(stages)), stages, fontsize=8)
+    axes[1, 2].set_ylabel("worker minutes per stage (blue)")
+    cost_axis = axes[1, 2].twinx()
+    cost_axis.bar([i + 0.3 for i in range(len(stages))], llm_usd, width=0.3, color="tab:red")
+    cost_axis.set_ylim(0, max(llm_usd) * 1.2 or 1.0)
+    cost_axis.set_ylabel("LLM cost, USD (red)")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(out / "report.png", dpi=110)
     plt.close(figure)
-    lines += ["", "![test QoE, CDF, S2 curves, funnel](report.png)", ""]
+    lines += ["", "![test QoE with CIs, per-trace CDF, funnel; S2 and S3 learning curves, compute and LLM cost per "
+              "stage](report.png)", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"

@@ -1,0 +1,5 @@
+"""``llmabr serve``: ABR decisions over HTTP for any player (schema in ``SCHEMA.md``).
+
+``session.SessionHistory`` (the measurement row builder) needs only numpy; ``app`` and
+``backends`` need the ``export`` extra (FastAPI, uvicorn, onnxruntime).
+"""

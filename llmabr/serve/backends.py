@@ -1,0 +1,210 @@
+"""Where ``llmabr serve`` gets logits from: an exported graph in-process, or a caged child process.
+
+* ``OnnxBackend(folder)``: ``policy.onnx`` + ``layout.json`` from ``llmabr export``, run with
+  onnxruntime in the server's process (a graph, no Python design code).
+* ``CagedBackend(run)``: a trained run folder whose design cannot be exported. The design runs
+  in ONE long-lived child (``llmabr.serve.caged_worker``) started through the cage's jail (its
+  own session, resource limits, scrubbed environment, and where the server runs as root a
+  throw-away uid and no network); the server sends it rows and reads logits over pipes. If it
+  dies or stops answering, the backend turns unavailable with the reason.
+
+Both answer ``logits(row) -> float32 [n_levels]`` for one float32 row [size] and carry the
+layout.json data (``.layout``) that the server builds rows with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from llmabr.export.source import ExportError, layout_info, resolve_source, video_of
+from llmabr.sandbox import cage
+
+LAYOUT_KEYS = ("layout_version", "history_len", "n_levels", "size", "fields", "ladder_kbps", "chunks_total",
+               "input", "output", "design")
+
+
+class BackendError(RuntimeError):
+    """The policy cannot answer: why (the server answers 503 with it)."""
+
+
+def open_backend(path: str | Path, video: str | None = None):
+    """An ``OnnxBackend`` for an export folder, else a ``CagedBackend`` for a run folder (or RUN:NAME)."""
+    folder = Path(path)
+    if (folder / "policy.onnx").is_file() and (folder / "layout.json").is_file():
+        return OnnxBackend(folder)
+    try:
+        source = resolve_source(path)
+    except ExportError as error:
+        raise BackendError(f"{path}: neither an export folder (policy.onnx + layout.json from llmabr export) nor a "
+                           f"trained run folder: {error}") from None
+    return CagedBackend(source, video=video)
+
+
+class OnnxBackend:
+    kind = "onnx"
+    blocking = False  # ~50 us per decision: answered on the event loop, no thread hop
+
+    def __init__(self, folder: Path):
+        from llmabr.export.parity import onnx_session
+
+        folder = Path(folder)
+        try:
+            self.layout = json.loads((folder / "layout.json").read_text())
+        except (OSError, ValueError) as error:
+            raise BackendError(f"{folder / 'layout.json'}: cannot be read: {error}") from None
+        missing = [key for key in LAYOUT_KEYS if key not in self.layout]
+        if missing:
+            raise BackendError(f"{folder / 'layout.json'}: missing {', '.join(missing)}; export again with llmabr export")
+        try:
+            self.session = onnx_session(folder / "policy.onnx")
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise BackendError(f"{folder / 'policy.onnx'}: onnxruntime cannot load it: {error}") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        signature = ([(i.name, i.shape[1:]) for i in inputs], [(o.name, o.shape[1:]) for o in outputs])
+        expected = ([(self.layout["input"], [self.layout["size"]])], [(self.layout["output"], [self.layout["n_levels"]])])
+        if signature != expected:
+            raise BackendError(f"{folder}: policy.onnx has inputs/outputs {signature}, layout.json says {expected}")
+        self.input_name, self.output_name = self.layout["input"], self.layout["output"]
+        self.design = self.layout["design"]
+        self.source = str(folder)
+
+    def logits(self, row: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: row.reshape(1, -1)})[0][0]
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class CagedBackend:
+    kind = "caged"
+    blocking = True  # a pipe round trip: run in a worker thread, not on the event loop
+
+    def __init__(self, source, video: str | None = None, start_timeout_s: float = 120.0,
+                 answer_timeout_s: float = 10.0, limits: cage.CageLimits | None = None):
+        self.layout = layout_info(source, video_of(source, video))
+        self.design, self.source = source.design.name, str(source.run_dir)
+        self.answer_timeout_s = answer_timeout_s
+        # CPU seconds add up over a server's life: the rlimit only stops a runaway, the server decides when it ends.
+        self.limits = limits or cage.CageLimits(wall_s=0.0, cpu_s=30 * 24 * 3600)
+        self._lock = threading.Lock()
+        self._pending = b""
+        self._dead: str | None = None
+        self.workdir = Path(tempfile.mkdtemp(prefix="llmabr-serve-"))
+        (self.workdir / "request.json").write_text(json.dumps({
+            "run_dir": str(source.run_dir), "weights": source.weights, "history_len": self.layout["history_len"],
+            "n_levels": self.layout["n_levels"], "size": self.layout["size"], "design": self.design}))
+        self.process, self.uid = self._spawn()
+        ready = self._read_answer(start_timeout_s)
+        if "error" in ready or not ready.get("ready"):
+            reason = ready.get("error") or f"unexpected first answer {ready}"
+            self.close()
+            raise BackendError(f"{self.design}: the caged policy process did not start: {reason}")
+
+    def _spawn(self) -> tuple[subprocess.Popen, int | None]:
+        """Start the worker through the jail exactly as ``cage.run_caged`` does, but with pipes."""
+        limits, uid = self.limits, None
+        if limits.drop_privileges and cage._can_drop_privileges():
+            uid = cage.UID_BASE + secrets.randbelow(cage.UID_SPAN - 1)
+            for path in [self.workdir, *self.workdir.rglob("*")]:
+                os.chown(path, uid, uid)
+        env = cage.scrubbed_env(self.workdir)
+        spec = {"workdir": str(self.workdir), "parent_pid": os.getpid(), "env": env, "drop_uid": uid,
+                "network_namespace": limits.network_namespace,
+                "limits": {"address_space_bytes": limits.address_space_bytes, "cpu_s": limits.cpu_s,
+                           "file_bytes": limits.file_bytes, "open_files": limits.open_files,
+                           "processes": limits.processes}}
+        argv = [sys.executable, "-I", "-m", "llmabr.sandbox.jail", json.dumps(spec), "--",
+                sys.executable, "-I", "-m", "llmabr.serve.caged_worker", "request.json"]
+        with open(self.workdir / "stderr.txt", "wb") as stderr:
+            process = subprocess.Popen(argv, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=stderr, start_new_session=True, close_fds=True, bufsize=0)
+        return process, uid
+
+    def _read_answer(self, timeout_s: float) -> dict:
+        """One JSON line from the worker within ``timeout_s``; a dead or silent worker is killed."""
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._pending:
+                left_s = deadline - time.monotonic()
+                if left_s <= 0 or not selector.select(left_s):
+                    self._fail(f"no answer within {timeout_s:g} s")
+                data = os.read(self.process.stdout.fileno(), 1 << 16)
+                if not data:
+                    try:
+                        self.process.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    self._fail("it closed its output")
+                self._pending += data
+        line, self._pending = self._pending.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            self._fail(f"unreadable answer {line[:200]!r}")
+
+    def _fail(self, what: str):
+        returncode = self.process.poll()
+        state = "still running" if returncode is None else (
+            f"exited with status {returncode}" if returncode >= 0 else f"killed by signal {-returncode}")
+        self._dead = f"the caged policy process failed ({what}; {state})" + self._stderr_line()
+        self.close()
+        raise BackendError(self._dead)
+
+    def _stderr_line(self) -> str:
+        try:
+            lines = [line for line in (self.workdir / "stderr.txt").read_text(errors="replace").splitlines()
+                     if line.strip()]
+        except OSError:
+            return ""
+        return f": {lines[-1][:300]}" if lines else ""
+
+    def logits(self, row: np.ndarray) -> np.ndarray:
+        with self._lock:  # one request in flight on the pipe at a time
+            if self._dead:
+                raise BackendError(self._dead)
+            try:
+                self.process.stdin.write((json.dumps({"rows": [row.tolist()]}) + "\n").encode())
+            except (BrokenPipeError, OSError):
+                self._fail("its input pipe closed")
+            answer = self._read_answer(self.answer_timeout_s)
+        if "error" in answer:
+            raise BackendError(f"the design raised: {answer['error']}")
+        return np.asarray(answer["logits"][0], dtype=np.float32)
+
+    def unavailable(self) -> str | None:
+        if self._dead is None and self.process.poll() is not None:
+            self._dead = f"the caged policy process ended (status {self.process.returncode})" + self._stderr_line()
+        return self._dead
+
+    def close(self) -> None:
+        """Kill the worker and everything it started; remove its work folder."""
+        process = getattr(self, "process", None)
+        if process is not None:
+            for pipe in (process.stdin, process.stdout):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+            cage._kill_tree(process.pid, self.uid)
+            process.wait()
+            cage._wait_gone(process.pid, self.workdir)
+            self.process_returncode = process.returncode
+        if self._dead is None:
+            self._dead = "the server closed the caged policy process"
+        shutil.rmtree(self.workdir, ignore_errors=True)
