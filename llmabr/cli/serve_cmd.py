@@ -2,7 +2,7 @@
 
 DIR is an export folder (``llmabr export``: served with onnxruntime in this process) or a
 trained run folder whose design could not be exported (served by one caged child process).
-The request schema is in ``llmabr/serve/SCHEMA.md``.
+The request schema is in README ("The HTTP server").
 """
 
 from __future__ import annotations

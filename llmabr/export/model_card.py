@@ -121,7 +121,7 @@ def write_model_card(path: Path, source: PolicySource, layout: dict, export: dic
         lines.append("- tracer warnings: " + "; ".join(export["tracer_warnings"]))
     lines += ["", "## Use", "",
               "- a player builds the row of `layout.json` after every chunk and runs the graph (see "
-              "`llmabr/serve/SCHEMA.md` for an HTTP server that does this: `llmabr serve --policy THIS_FOLDER`).", ""]
+              "README, 'The HTTP server', for an HTTP server that does this: `llmabr serve --policy THIS_FOLDER`).", ""]
     path.write_text("\n".join(lines))
 
 

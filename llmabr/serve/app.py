@@ -1,6 +1,6 @@
 """The HTTP ABR server of ``llmabr serve`` (FastAPI): rows built per session, one decision per request.
 
-Routes (schema and examples in ``SCHEMA.md``):
+Routes (schema and examples in README, "The HTTP server"):
 
 * ``POST /v1/decide``: JSON in, ``{"session_id", "level", "bitrate_kbps", "logits"}`` out;
 * ``POST /``: Pensieve's ``rl_server`` protocol (one session, the level as plain text, ``REFRESH``

@@ -1,4 +1,4 @@
-"""Check request bodies of ``llmabr serve`` field by field (the schema is in ``SCHEMA.md``).
+"""Check request bodies of ``llmabr serve`` field by field (the schema is in README, "The HTTP server").
 
 Every rejection is a ``RequestError`` with an HTTP status (400: not a JSON object, 413: too
 large, 422: a field is missing or wrong) and a message that names the field, so a player
