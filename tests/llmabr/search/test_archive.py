@@ -95,3 +95,27 @@ def test_kill_9_in_the_middle_of_adding_loses_nothing_committed(tmp_path):
     for name in names:  # and every row has its complete folder
         assert (archive.folder(name) / "state.py").exists() and (archive.folder(name) / "design.toml").exists()
     assert sqlite3.connect(tmp_path / "archive.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_full_disk_on_a_design_folder_write_is_a_clear_error_and_leaves_no_half_design(tmp_path, proposals):
+    """A real write error from the OS: the file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes a
+    large write fail with EFBIG, as a full disk makes it fail with ENOSPC, while small writes pass."""
+    import resource
+    import signal
+    from dataclasses import replace
+
+    archive = Archive(tmp_path)
+    kept, _ = archive.add(proposals[0])
+    huge = replace(proposals[1], notes="x" * (4 << 20))  # design.toml far over the limit
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        with pytest.raises(ArchiveError, match="cannot write design folder"):
+            archive.add(huge)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert [d["name"] for d in archive.designs()] == [kept]  # no row for the failed design
+    assert sorted(p.name for p in archive.designs_dir.iterdir()) == [kept]  # and no half-written folder
+    assert archive.add(proposals[1])[1]  # with room again, the same design goes in
