@@ -21,8 +21,10 @@ def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: fl
         raise FileExistsError(f"{out_dir}: run folder exists and is not empty; choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_design(load_design(design_dir), out_dir / "design")
-    if config.traces != "synthetic":
+    if config.traces != "synthetic":  # the cage runs elsewhere: absolute paths
         config = replace(config, traces=str(Path(config.traces).resolve()))
+    if config.val_traces:
+        config = replace(config, val_traces=str(Path(config.val_traces).resolve()))
     (out_dir / "request.json").write_text(json.dumps({"config": to_dict(config), "reference_curve": reference_curve}))
     limits = CageLimits(wall_s=wall_s, cpu_s=int(wall_s * 2) + 60, address_space_bytes=8 << 30, file_bytes=1 << 30)
     cage = run_caged([sys.executable, "-I", "-m", "llmabr.train.entry", "request.json"], out_dir, limits,

@@ -42,7 +42,8 @@ class PPOConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     network: str = "broadband"
-    traces: str = "synthetic"  # a folder, or "synthetic" for generated traces of `network`
+    traces: str = "synthetic"  # a folder or .txt list, or "synthetic" for generated traces of `network`
+    val_traces: str | None = None  # a folder or .txt list (e.g. traces/splits/4g/val.txt); None: split from `traces`
     synthetic_count: int = 120
     video: str | None = None  # profile name or folder; None: the network type's default
     mode: str = "default"

@@ -6,7 +6,7 @@
 * a network type name (``broadband``, ``3g``, ``4g``, ``5g``, ``satellite``): a synthetic set
   from ``simulator.traces.generate(type, count, seed)`` (needs no data files);
 * a file or folder path: read with ``simulator.traces.load_trace`` (one file) or
-  ``simulator.traces.load_traces`` (every trace in a folder).
+  ``simulator.traces.load_trace_dir`` (every trace in a folder, or the traces a ``.txt`` list names).
 
 ``video`` may be a ``VideoProfile``, a profile name or a path (``simulator.video.load_profile``),
 or None: the network type's default profile (``simulator.video.default_profile``), which needs
@@ -67,11 +67,11 @@ def resolve_traces(traces: TracesLike, count: int = SYNTHETIC_TRACE_COUNT,
             f"traces={str(traces)!r} is neither a network type ({', '.join(NETWORK_TYPES)}) "
             f"nor an existing file or folder"
         )
-    import simulator.traces as trace_files
+    import simulator.traces as traces_module
 
-    if path.is_file():
-        return [trace_files.load_trace(path)]
-    return trace_files.load_traces(path)
+    if path.is_file() and not traces_module.is_trace_list(path):
+        return [traces_module.load_trace(path)]
+    return traces_module.load_trace_dir(path)
 
 
 def resolve_video(video: VideoLike, traces: TracesLike) -> VideoProfile:

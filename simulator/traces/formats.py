@@ -16,6 +16,10 @@ Every loader returns a ``Trace`` whose row i carries the bandwidth of the interv
 
 A row that repeats the previous row's timestamp spans no time (Pensieve's loop never uses its
 bandwidth) and is dropped; a time that goes backwards is an error.
+
+Wherever a trace folder is accepted (``trace_files``, ``load_trace_dir``), a **trace list** may
+stand in for it: a ``.txt`` file naming one trace per line (see ``read_trace_list``), such as the
+split lists in ``traces/splits/``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import csv
 import io
 import json
 import math
+import os
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from simulator.paths import shared_traces
 from simulator.traces.model import Trace, TraceError
 
 FORMATS = ("auto", "cooked", "mahimahi", "sabre", "csv")
@@ -37,6 +43,8 @@ SKIPPED_NAMES = {"readme", "readme.md", "readme.txt", "manifest", "manifest.md",
 TIME_COLUMNS = ("time", "time_s", "timestamp", "t", "seconds")
 MBPS_COLUMNS = ("throughput_mbps", "bandwidth_mbps", "mbps", "throughput", "bandwidth", "bw_mbps")
 KBPS_COLUMNS = ("bandwidth_kbps", "throughput_kbps", "kbps")
+LIST_SUFFIX = ".txt"
+LIST_ROOT_HEADER = "root:"
 
 
 def _read_text(path: Path) -> str:
@@ -215,9 +223,92 @@ def load_trace(path: str | Path, fmt: str = "auto") -> Trace:
     return PARSERS[detect_format(path, text) if fmt == "auto" else fmt](path, text)
 
 
+def is_trace_list(path: str | Path) -> bool:
+    """True when ``path`` names a trace list (a ``.txt`` file, not a folder)."""
+    path = Path(path)
+    return path.suffix.lower() == LIST_SUFFIX and not path.is_dir()
+
+
+def read_trace_list(list_path: str | Path) -> list[Path]:
+    """The trace files a list names, in list order.
+
+    A trace list is UTF-8 text with one trace path per line. Lines starting with ``#`` and blank
+    lines are ignored. An optional ``root: DIR`` line before the first path sets the folder the
+    paths are relative to (a relative DIR is taken from the list file's folder); without it,
+    paths are relative to ``../shared/traces`` (``simulator.paths.shared_traces``), which is how
+    the committed split lists in ``traces/splits/`` are written. Absolute paths are used as is.
+
+    Raises ``TraceError`` naming the list (and line) for: a missing list file, a list with no
+    paths, a misplaced or repeated ``root:`` line, a path listed twice, a line that is trace data
+    rather than a path, no root (``../shared`` absent), and listed traces that do not exist.
+    """
+    list_path = Path(list_path)
+    if not list_path.exists():
+        where = "" if list_path.is_absolute() else f" (relative to the current folder {Path.cwd()})"
+        raise TraceError(list_path, f"no such trace list file{where}")
+    text = _read_text(list_path)
+    root: Path | None = None
+    entries: list[tuple[int, str]] = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.lower().startswith(LIST_ROOT_HEADER):
+            if root is not None or entries:
+                raise TraceError(list_path, "a 'root:' line may appear once, before the first path", line_no)
+            # normpath folds "../" so sources and errors name the real file, without resolving links.
+            root = Path(os.path.normpath(list_path.parent / line[len(LIST_ROOT_HEADER):].strip()))
+            if not root.is_dir():
+                raise TraceError(list_path, f"root folder {root} does not exist", line_no)
+            continue
+        if all(_is_number(field) for field in line.replace(",", " ").split()):
+            # A cooked or Mahimahi trace that happens to end in .txt: say so instead of
+            # reporting hundreds of "missing files" named "0.0 1.52".
+            raise TraceError(list_path, f"line {line!r} is trace data, not a path: this is a trace file, "
+                                        "not a trace list (load it with load_trace)", line_no)
+        entries.append((line_no, line))
+    if not entries:
+        raise TraceError(list_path, "the trace list names no traces (only comments and blank lines)")
+    if root is None:
+        root = shared_traces()
+        if root is None and not all(Path(name).is_absolute() for _, name in entries):
+            raise TraceError(list_path, "paths are relative to ../shared/traces, which is absent here; "
+                                        "provide ../shared beside the repository or add a 'root: DIR' line")
+    first_line: dict[Path, int] = {}
+    missing: list[str] = []
+    for line_no, name in entries:
+        path = root / name if root is not None else Path(name)
+        if path in first_line:
+            raise TraceError(list_path, f"{name} is listed twice (lines {first_line[path]} and {line_no})", line_no)
+        first_line[path] = line_no
+        if not path.is_file():
+            missing.append(f"{name} (line {line_no})")
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        under = f" under {root}" if root is not None else ""
+        raise TraceError(list_path, f"{len(missing)} of {len(entries)} listed traces are missing{under}: "
+                                    f"{shown}; ../shared may be absent or another version "
+                                    "(experiments/make_splits.py --check compares the split lists with it)")
+    return list(first_line)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def trace_files(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """The trace files under ``folder``, sorted by path; documentation files and dotfiles skipped."""
+    """The trace files under ``folder``, sorted by path; documentation files and dotfiles skipped.
+
+    ``folder`` may also be a trace list (``.txt``, see ``read_trace_list``): its traces come back
+    in list order and ``recursive`` does not apply.
+    """
     folder = Path(folder)
+    if is_trace_list(folder):
+        return read_trace_list(folder)
     if not folder.is_dir():
         raise TraceError(folder, "no such folder" if not folder.exists() else "is a file, not a folder (use load_trace)")
     pattern = "**/*" if recursive else "*"
@@ -230,7 +321,10 @@ def trace_files(folder: str | Path, recursive: bool = True) -> list[Path]:
 
 
 def load_trace_dir(folder: str | Path, fmt: str = "auto", recursive: bool = True) -> list[Trace]:
-    """Load every trace under ``folder`` (sorted by relative path); an empty folder is an error."""
+    """Load every trace under ``folder`` (sorted by relative path); an empty folder is an error.
+
+    ``folder`` may be a trace list (``.txt``): exactly the listed traces load, in list order.
+    """
     files = trace_files(folder, recursive)
     if not files:
         raise TraceError(folder, "holds no trace files")

@@ -124,3 +124,19 @@ def test_train_cli_runs_several_seeds_with_early_stopping(tmp_path, capsys):
     assert "training the seed design first" in err and "2/2 seeds finished" in err
     assert (tmp_path / "runs" / "seed-0" / "result.json").exists() and (tmp_path / "runs" / "seed-1" / "result.json").exists()
     assert list((tmp_path / "cache").glob("seed-curve-broadband-*.json"))
+
+
+def test_an_explicit_validation_set_replaces_the_split(tmp_path):
+    from llmabr.train.trainer import load_data
+
+    for side, seed in (("train", 1), ("val", 2)):
+        (tmp_path / side).mkdir()
+        for trace in generate("3g", 6 if side == "train" else 3, seed=seed):
+            write_cooked(trace, tmp_path / side / f"{side}-{trace.name}")
+    split = load_data(load_config(None, ["network=3g", f"traces={tmp_path / 'train'}"]))
+    assert len(split[0]) + len(split[1]) == 6  # validation taken from the training traces
+    listing = tmp_path / "val.txt"
+    listing.write_text(f"root: {tmp_path / 'val'}\n" + "".join(f"{p.name}\n" for p in sorted((tmp_path / 'val').iterdir())))
+    for val in (tmp_path / "val", listing):
+        train, val_traces, _ = load_data(load_config(None, ["network=3g", f"traces={tmp_path / 'train'}", f"val_traces={val}"]))
+        assert len(train) == 6 and [t.name for t in val_traces] == sorted(p.name for p in (tmp_path / "val").iterdir())

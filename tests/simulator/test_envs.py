@@ -324,17 +324,18 @@ def test_video_is_required_without_a_network_type():
     assert resolve_video("high-5g", hand_traces()).name == "high-5g"
 
 
-def test_paths_go_to_the_trace_readers(monkeypatch, tmp_path):
-    read = []
-    monkeypatch.setattr("simulator.traces.load_trace", lambda path: read.append(("file", path)) or hand_traces()[0],
-                        raising=False)
-    monkeypatch.setattr("simulator.traces.load_traces", lambda path: read.append(("folder", path)) or hand_traces(),
-                        raising=False)
-    trace_file = tmp_path / "trace.log"
-    trace_file.write_text("0 1\n1 1\n")
-    assert len(resolve_traces(str(trace_file))) == 1
-    assert len(resolve_traces(tmp_path)) == len(hand_traces())
-    assert read == [("file", trace_file), ("folder", tmp_path)]
+def test_paths_load_a_trace_file_a_folder_and_a_list(tmp_path):
+    """Real files through the real readers (an earlier version patched a reader that did not exist)."""
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    for index, mbps in enumerate((1.0, 2.0, 3.0)):
+        (folder / f"t{index}.log").write_text("".join(f"{t} {mbps}\n" for t in range(5)))
+    one = resolve_traces(str(folder / "t1.log"))
+    assert len(one) == 1 and float(one[0].bw_mbps[1]) == 2.0
+    assert sorted(float(t.bw_mbps[1]) for t in resolve_traces(folder)) == [1.0, 2.0, 3.0]
+    listing = tmp_path / "pick.txt"
+    listing.write_text(f"root: {folder}\nt2.log\nt0.log\n")
+    assert [float(t.bw_mbps[1]) for t in resolve_traces(listing)] == [3.0, 1.0]
 
 
 def test_registration_is_idempotent():
