@@ -39,6 +39,8 @@ def add_parser(commands) -> None:
     )
     train.add_argument("design", nargs="?", default=None, help="design folder (default: designs/pensieve)")
     train.add_argument("--steps", type=int, default=30_720, help="env steps per run (10 rollouts at the default 64 x 48)")
+    train.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
+                       help="also run the design under these PPO settings, side by side (e.g. ppo.n_epochs=4)")
     train.set_defaults(handler=run_train)
     search = targets.add_parser(
         "search", help="designs screened (S0-S2) per hour, with and without S2 early stopping, same designs",
@@ -159,7 +161,8 @@ def run_train(args) -> int:
 
     design = Path(args.design or REPO_ROOT / "designs" / "pensieve").resolve()
     with tempfile.TemporaryDirectory(prefix="llmabr-bench-") as workdir:
-        cage = run_caged([_sys.executable, "-I", "-m", "llmabr.train.bench", str(design), str(args.steps)],
+        extra = [json.dumps(args.versus)] if args.versus else []
+        cage = run_caged([_sys.executable, "-I", "-m", "llmabr.train.bench", str(design), str(args.steps), *extra],
                          Path(workdir), CageLimits(wall_s=1800.0, cpu_s=3600))
     lines = cage.stdout_tail.strip().splitlines()
     if cage.returncode != 0 or not lines:
@@ -172,10 +175,14 @@ def run_train(args) -> int:
     print(f"design {design.name}, PPO defaults ({ppo.n_envs} players x {ppo.n_steps} steps, minibatch {ppo.batch_size}, "
           f"{ppo.n_epochs} epochs), {args.steps:,} steps per run, one torch thread, in the cage")
     print(f"{'run':<14} {'steps/s':>9} {'rollout s':>10} {'update s':>9} {'update share':>13}")
-    for name in ("sb3_ceiling", "abr"):
+    for name in ("sb3_ceiling", "abr", "abr_versus"):
+        if name not in result:
+            continue
         run = result[name]
         print(f"{name:<14} {run['steps_per_s']:>9,.0f} {run['rollout_s']:>10.2f} {run['update_s']:>9.2f} "
               f"{run['update_s'] / run['wall_s']:>12.0%}")
+    if "versus_ratio" in result:
+        print(f"defaults vs {' '.join(args.versus)} (abr_versus): {result['versus_ratio']:.2f}x env-steps/s")
     print(f"ratio to SB3 ceiling: {100 * result['ratio']:.0f}%")
     return 0
 

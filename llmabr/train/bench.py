@@ -99,7 +99,10 @@ def _run(env, loaded, design, layout, config: TrainConfig, steps: int) -> dict:
             "rollout_s": split.rollout_s, "update_s": wall_s - split.rollout_s}
 
 
-def bench_train(design_dir, steps: int, config: TrainConfig = TrainConfig()) -> dict:
+def bench_train(design_dir, steps: int, config: TrainConfig = TrainConfig(), versus: TrainConfig | None = None) -> dict:
+    """Env-steps/s of PPO with the design on the simulator ("abr") and on a zero-cost VecEnv of the
+    same shapes ("sb3_ceiling"), same settings; with ``versus``, also the design on the simulator
+    under those other settings ("abr_versus"), in the same process, for a side-by-side ratio."""
     torch.set_num_threads(1)
     design = load_design(design_dir)
     loaded = load_modules(design)
@@ -111,15 +114,21 @@ def bench_train(design_dir, steps: int, config: TrainConfig = TrainConfig()) -> 
     for name, env in (("sb3_ceiling", zero), ("abr", VecMonitor(real))):
         results[name] = _run(env, loaded, design, real.layout, config, steps)
     results["ratio"] = results["abr"]["steps_per_s"] / results["sb3_ceiling"]["steps_per_s"]
+    if versus is not None:
+        other = AbrSB3VecEnv(versus.ppo.n_envs, generate(versus.network, 40, seed=0), video, SimConfig(), info_keys=())
+        results["abr_versus"] = _run(VecMonitor(other), loaded, design, other.layout, versus, steps)
+        results["versus_ratio"] = results["abr"]["steps_per_s"] / results["abr_versus"]["steps_per_s"]
     return results
 
 
-
 def main(argv: list[str]) -> int:
-    """Caged entry: ``python -I -m llmabr.train.bench DESIGN_DIR STEPS`` prints one JSON line."""
+    """Caged entry: ``python -I -m llmabr.train.bench DESIGN_DIR STEPS [VERSUS_OVERRIDES_JSON]`` prints one JSON line."""
     import json
 
-    print(json.dumps(bench_train(argv[0], int(argv[1]))))
+    from llmabr.train.config import load_config
+
+    versus = load_config(None, json.loads(argv[2])) if len(argv) > 2 else None
+    print(json.dumps(bench_train(argv[0], int(argv[1]), versus=versus)))
     return 0
 
 

@@ -140,3 +140,11 @@ def test_an_explicit_validation_set_replaces_the_split(tmp_path):
     for val in (tmp_path / "val", listing):
         train, val_traces, _ = load_data(load_config(None, ["network=3g", f"traces={tmp_path / 'train'}", f"val_traces={val}"]))
         assert len(train) == 6 and [t.name for t in val_traces] == sorted(p.name for p in (tmp_path / "val").iterdir())
+
+
+def test_bench_train_runs_all_arms_side_by_side(capsys):
+    """A smoke run of the benchmark (one rollout per arm): the table, the versus ratio, the ceiling line."""
+    assert main(["bench", "train", "--steps", "1000", "--versus", "ppo.n_epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("sb3_ceiling", "abr ", "abr_versus"))
+    assert "defaults vs ppo.n_epochs=1 (abr_versus):" in out and "ratio to SB3 ceiling:" in out.splitlines()[-1]
