@@ -169,18 +169,21 @@ def main() -> int:
                   f"logged rows: median {pooled['bench']['median_ms']:.3f} ms, p99 {pooled['bench']['p99_ms']:.3f} ms, "
                   f"max {pooled['bench']['max_ms']:.3f} ms."]
     python_latency = export_info["latency"]
+    policy_note = (f"The policy is {args.run} (a trained run); weights do not change the graph, so they do not "
+                   "change size or latency." if args.run else
+                   "The policy is a 4,000-step run, which always picks 300 kbps after the first segment; weights do "
+                   "not change the graph, so they do not change size or latency.")
     lines += ["", f"For reference, onnxruntime in Python (1 thread, 1 row, measured by `llmabr export` on the same "
               f"machine): median {python_latency['median_us'] / 1000:.3f} ms, p99 {python_latency['p99_us'] / 1000:.3f} ms.",
               "", "Reading: a decision in a session costs several times a steady-state call; it runs right after "
               "a download, on the page's only thread, after 4 s of dash.js and video work (cold caches are the likely "
               "reason; not profiled). That is the latency a player sees. The p99s look like this shared 2-core "
               "machine's scheduling rather than the model (Python's own p99 above, same load). The decision still lands before dash.js asks "
-              "for the next segment (0 stale answers). The policy is a 4,000-step run, which always picks 300 kbps "
-              "after the first segment; weights do not change the graph, so they do not change size or latency.",
+              "for the next segment (0 stale answers). " + policy_note,
               "", f"Size option (measured, not used): onnxruntime's weight-only int8 dynamic quantization gives "
               f"{int8['bytes']:,} bytes; on export's {int8['rows']} parity rows max |logit diff| "
               f"{int8['max_abs_logit_diff']:.1e} vs float32, same argmax on {100 * int8['argmax_agreement']:.1f} % "
-              "(this policy's logits are near ties; a trained one's margins are wider). Export would have to offer it "
+              "on this policy. Export would have to offer it "
               "and the browser parity test would need a looser tolerance.",
               "", "## Per session", "",
               "| trace (Mbps steps) | decisions | run median ms | run p99 ms | decision p99 ms | steady median ms "
@@ -195,7 +198,8 @@ def main() -> int:
     lines += ["", "`load ms`: fetch layout.json and policy.onnx, compile the 14 MB onnxruntime wasm, create the "
               "session and run it once (`warm-up ms`, the first run, kept out of the decisions). `stale`: times "
               "dash.js asked before the decision for its next segment was ready (then the throughput rule answers).",
-              "", f"Reproduce: `python experiments/browser_latency.py --out {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}`.", ""]
+              "", f"Reproduce: `python experiments/browser_latency.py{' --run ' + str(args.run) if args.run else ''} "
+              f"--out {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}`.", ""]
     (args.out / "summary.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
