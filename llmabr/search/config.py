@@ -17,7 +17,7 @@ from llmabr.train.config import TrainConfig, apply_overrides, parse_set, to_dict
 class BudgetConfig:
     minutes: float = 10.0  # wall-clock for the whole search; proposing stops at `propose_fraction` of it
     propose_fraction: float = 0.5
-    designs: int = 16  # proposals in total (paper mode: half state, half network, then the combinations)
+    designs: int = 24  # proposals in total (paper mode: half state, half network, then the combinations)
     screen_steps: int = 40_000  # S2: the quick budget each design gets (early stopping may end it sooner)
     screen_eval_every: int = 8_000
     train_steps: int = 120_000  # S3: full training of the finalists
