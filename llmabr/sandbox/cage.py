@@ -99,7 +99,7 @@ def scrubbed_env(workdir: Path) -> dict[str, str]:
 
 
 @lru_cache(maxsize=None)
-def _can_drop_privileges() -> bool:
+def can_drop_privileges() -> bool:
     """True when a throw-away uid can run this interpreter and import the project (checked once)."""
     if os.getuid() != 0:
         return False
@@ -123,7 +123,7 @@ def _tail(path: Path, limit: int = 4000) -> str:
     return data[-limit:].decode("utf-8", "replace")
 
 
-def _kill_tree(session_id: int, uid: int | None) -> None:
+def kill_tree(session_id: int, uid: int | None) -> None:
     try:
         os.killpg(session_id, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -153,7 +153,7 @@ def _state(entry: Path) -> str:
     return (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
-def _wait_gone(session_id: int, workdir: Path, timeout_s: float = 5.0) -> None:
+def wait_gone(session_id: int, workdir: Path, timeout_s: float = 5.0) -> None:
     """Kill, and wait for, every process left in the session or working in the work folder."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -191,7 +191,7 @@ def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(),
     """
     workdir = Path(workdir).resolve()
     uid = None
-    if limits.drop_privileges and _can_drop_privileges():
+    if limits.drop_privileges and can_drop_privileges():
         uid = UID_BASE + secrets.randbelow(UID_SPAN - 1)
         for path in [workdir, *workdir.rglob("*")]:
             os.chown(path, uid, uid)
@@ -230,9 +230,9 @@ def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(),
                 if on_poll is not None:
                     on_poll()
     finally:
-        _kill_tree(process.pid, uid)
+        kill_tree(process.pid, uid)
         process.wait()
-        _wait_gone(process.pid, workdir)
+        wait_gone(process.pid, workdir)
     wall_s = time.perf_counter() - start
     try:
         isolation = json.loads((workdir / "isolation.json").read_text())

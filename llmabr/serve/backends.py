@@ -118,7 +118,7 @@ class CagedBackend:
     def _spawn(self) -> tuple[subprocess.Popen, int | None]:
         """Start the worker through the jail exactly as ``cage.run_caged`` does, but with pipes."""
         limits, uid = self.limits, None
-        if limits.drop_privileges and cage._can_drop_privileges():
+        if limits.drop_privileges and cage.can_drop_privileges():
             uid = cage.UID_BASE + secrets.randbelow(cage.UID_SPAN - 1)
             for path in [self.workdir, *self.workdir.rglob("*")]:
                 os.chown(path, uid, uid)
@@ -201,9 +201,9 @@ class CagedBackend:
                     pipe.close()
                 except OSError:
                     pass
-            cage._kill_tree(process.pid, self.uid)
+            cage.kill_tree(process.pid, self.uid)
             process.wait()
-            cage._wait_gone(process.pid, self.workdir)
+            cage.wait_gone(process.pid, self.workdir)
             self.process_returncode = process.returncode
         if self._dead is None:
             self._dead = "the server closed the caged policy process"
