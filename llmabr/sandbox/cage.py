@@ -184,10 +184,27 @@ def session_processes(session_id: int) -> list[int]:
     return alive
 
 
-def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(), on_poll=None) -> CageResult:
-    """Run ``argv`` caged in ``workdir`` (which must exist); never raises for what the workload does.
+@dataclass
+class CagedProcess:
+    """A caged process tree started by ``spawn_caged``. ``kill()`` ends all of it, whatever it did."""
 
-    ``on_poll()``, if given, is called about twice a second while the workload runs (progress display).
+    process: subprocess.Popen
+    uid: int | None
+    workdir: Path
+
+    def kill(self) -> None:
+        kill_tree(self.process.pid, self.uid)
+        self.process.wait()
+        wait_gone(self.process.pid, self.workdir)
+
+
+def spawn_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(), stdin=subprocess.DEVNULL,
+                stdout=None, stderr=None) -> CagedProcess:
+    """Start ``argv`` caged in ``workdir`` (which must exist) and return at once; the caller owns its end.
+
+    ``run_caged`` waits for the workload and enforces ``limits.wall_s``; a long-lived worker that
+    talks over pipes (``llmabr serve``'s caged backend: ``stdin=stdout=subprocess.PIPE``) starts here
+    and is ended with ``kill()``. Pipes are unbuffered on this side.
     """
     workdir = Path(workdir).resolve()
     uid = None
@@ -211,11 +228,22 @@ def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(),
         },
     }
     jail = [sys.executable, "-I", "-m", "llmabr.sandbox.jail", json.dumps(spec), "--"]
+    process = subprocess.Popen(jail + list(argv), cwd=workdir, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
+                               start_new_session=True, close_fds=True, bufsize=0)
+    return CagedProcess(process=process, uid=uid, workdir=workdir)
+
+
+def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(), on_poll=None) -> CageResult:
+    """Run ``argv`` caged in ``workdir`` (which must exist); never raises for what the workload does.
+
+    ``on_poll()``, if given, is called about twice a second while the workload runs (progress display).
+    """
+    workdir = Path(workdir).resolve()
     stdout_path, stderr_path = workdir / "stdout.txt", workdir / "stderr.txt"
     start = time.perf_counter()
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(jail + list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=stdout, stderr=stderr, start_new_session=True, close_fds=True)
+        caged = spawn_caged(argv, workdir, limits, stdout=stdout, stderr=stderr)
+    process, uid = caged.process, caged.uid
     timed_out = False
     deadline = start + limits.wall_s
     try:
@@ -230,9 +258,7 @@ def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(),
                 if on_poll is not None:
                     on_poll()
     finally:
-        kill_tree(process.pid, uid)
-        process.wait()
-        wait_gone(process.pid, workdir)
+        caged.kill()
     wall_s = time.perf_counter() - start
     try:
         isolation = json.loads((workdir / "isolation.json").read_text())

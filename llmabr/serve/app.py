@@ -84,7 +84,8 @@ def create_app(backend, session_ttl_s: float = 600.0, max_sessions: int = 10_000
         reason = backend.unavailable()
         data = {"status": "ok" if reason is None else "unavailable", "model_loaded": reason is None,
                 "design": backend.design, "backend": backend.kind, "layout_version": layout["layout_version"],
-                "n_levels": layout["n_levels"], "size": layout["size"], "sessions": len(sessions)}
+                "n_levels": layout["n_levels"], "size": layout["size"], "sessions": len(sessions),
+                "restarts": getattr(backend, "restarts", 0)}
         if reason is not None:
             data["reason"] = reason
         return _json(data, 200 if reason is None else 503)

@@ -5,8 +5,10 @@
 * ``CagedBackend(run)``: a trained run folder whose design cannot be exported. The design runs
   in ONE long-lived child (``llmabr.serve.caged_worker``) started through the cage's jail (its
   own session, resource limits, scrubbed environment, and where the server runs as root a
-  throw-away uid and no network); the server sends it rows and reads logits over pipes. If it
-  dies or stops answering, the backend turns unavailable with the reason.
+  throw-away uid and no network: ``cage.spawn_caged``); the server sends it rows and reads logits
+  over pipes. If it dies or stops answering, the request that found it gets a 503 with the reason
+  only when a fresh child (restarted at most ``max_restarts`` times; sessions live in the server,
+  so nothing is lost) cannot answer either.
 
 Both answer ``logits(row) -> float32 [n_levels]`` for one float32 row [size] and carry the
 layout.json data (``.layout``) that the server builds rows with.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import selectors
 import shutil
 import subprocess
@@ -90,81 +91,96 @@ class OnnxBackend:
         pass
 
 
+class _ChildDied(Exception):
+    """The caged worker is gone or unusable (the message says how); a restart may help."""
+
+
 class CagedBackend:
     kind = "caged"
     blocking = True  # a pipe round trip: run in a worker thread, not on the event loop
 
     def __init__(self, source, video: str | None = None, start_timeout_s: float = 120.0,
-                 answer_timeout_s: float = 10.0, limits: cage.CageLimits | None = None):
+                 answer_timeout_s: float = 10.0, limits: cage.CageLimits | None = None, max_restarts: int = 3):
         self.layout = layout_info(source, video_of(source, video))
         self.design, self.source = source.design.name, str(source.run_dir)
-        self.answer_timeout_s = answer_timeout_s
+        self.start_timeout_s, self.answer_timeout_s = start_timeout_s, answer_timeout_s
+        self.max_restarts, self.restarts = max_restarts, 0
         # CPU seconds add up over a server's life: the rlimit only stops a runaway, the server decides when it ends.
         self.limits = limits or cage.CageLimits(wall_s=0.0, cpu_s=30 * 24 * 3600)
         self._lock = threading.Lock()
         self._pending = b""
-        self._dead: str | None = None
+        self._dead: str | None = None  # why the current child is gone (None: it is running)
+        self._closed = False
+        self.child: cage.CagedProcess | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix="llmabr-serve-"))
         (self.workdir / "request.json").write_text(json.dumps({
             "run_dir": str(source.run_dir), "weights": source.weights, "history_len": self.layout["history_len"],
             "n_levels": self.layout["n_levels"], "size": self.layout["size"], "design": self.design}))
-        self.process, self.uid = self._spawn()
-        ready = self._read_answer(start_timeout_s)
-        if "error" in ready or not ready.get("ready"):
-            reason = ready.get("error") or f"unexpected first answer {ready}"
+        try:
+            self._start()
+        except _ChildDied as died:
             self.close()
-            raise BackendError(f"{self.design}: the caged policy process did not start: {reason}")
+            raise BackendError(f"{self.design}: the caged policy process did not start: {died}") from None
 
-    def _spawn(self) -> tuple[subprocess.Popen, int | None]:
-        """Start the worker through the jail exactly as ``cage.run_caged`` does, but with pipes."""
-        limits, uid = self.limits, None
-        if limits.drop_privileges and cage.can_drop_privileges():
-            uid = cage.UID_BASE + secrets.randbelow(cage.UID_SPAN - 1)
-            for path in [self.workdir, *self.workdir.rglob("*")]:
-                os.chown(path, uid, uid)
-        env = cage.scrubbed_env(self.workdir)
-        spec = {"workdir": str(self.workdir), "parent_pid": os.getpid(), "env": env, "drop_uid": uid,
-                "network_namespace": limits.network_namespace,
-                "limits": {"address_space_bytes": limits.address_space_bytes, "cpu_s": limits.cpu_s,
-                           "file_bytes": limits.file_bytes, "open_files": limits.open_files,
-                           "processes": limits.processes}}
-        argv = [sys.executable, "-I", "-m", "llmabr.sandbox.jail", json.dumps(spec), "--",
-                sys.executable, "-I", "-m", "llmabr.serve.caged_worker", "request.json"]
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.child.process if self.child is not None else None
+
+    def _start(self) -> None:
+        """Start a worker through the cage (with pipes) and wait for its ready line."""
+        self._pending = b""
         with open(self.workdir / "stderr.txt", "wb") as stderr:
-            process = subprocess.Popen(argv, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=stderr, start_new_session=True, close_fds=True, bufsize=0)
-        return process, uid
+            self.child = cage.spawn_caged([sys.executable, "-I", "-m", "llmabr.serve.caged_worker", "request.json"],
+                                          self.workdir, self.limits, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=stderr)
+        ready = self._read_answer(self.start_timeout_s)
+        if "error" in ready or not ready.get("ready"):
+            self._stop_child()
+            raise _ChildDied(ready.get("error") or f"unexpected first answer {ready}")
+        self._dead = None
+
+    def _restart(self) -> None:
+        """Replace a dead worker (sessions live in the server, so nothing is lost), at most ``max_restarts`` times."""
+        if self.restarts >= self.max_restarts:
+            raise BackendError(f"{self._dead}; not restarted: all {self.max_restarts} restarts were used")
+        self.restarts += 1
+        try:
+            self._start()
+        except _ChildDied as died:
+            self._dead = f"restart {self.restarts} of {self.max_restarts} failed: {died}"
+            raise BackendError(self._dead) from None
 
     def _read_answer(self, timeout_s: float) -> dict:
         """One JSON line from the worker within ``timeout_s``; a dead or silent worker is killed."""
         deadline = time.monotonic() + timeout_s
+        stdout = self.child.process.stdout
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(stdout, selectors.EVENT_READ)
             while b"\n" not in self._pending:
                 left_s = deadline - time.monotonic()
                 if left_s <= 0 or not selector.select(left_s):
-                    self._fail(f"no answer within {timeout_s:g} s")
-                data = os.read(self.process.stdout.fileno(), 1 << 16)
+                    self._died(f"no answer within {timeout_s:g} s")
+                data = os.read(stdout.fileno(), 1 << 16)
                 if not data:
                     try:
-                        self.process.wait(timeout=5)
+                        self.child.process.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         pass
-                    self._fail("it closed its output")
+                    self._died("it closed its output")
                 self._pending += data
         line, self._pending = self._pending.split(b"\n", 1)
         try:
             return json.loads(line)
         except ValueError:
-            self._fail(f"unreadable answer {line[:200]!r}")
+            self._died(f"unreadable answer {line[:200]!r}")
 
-    def _fail(self, what: str):
-        returncode = self.process.poll()
+    def _died(self, what: str):
+        returncode = self.child.process.poll()
         state = "still running" if returncode is None else (
             f"exited with status {returncode}" if returncode >= 0 else f"killed by signal {-returncode}")
         self._dead = f"the caged policy process failed ({what}; {state})" + self._stderr_line()
-        self.close()
-        raise BackendError(self._dead)
+        self._stop_child()
+        raise _ChildDied(self._dead)
 
     def _stderr_line(self) -> str:
         try:
@@ -174,37 +190,64 @@ class CagedBackend:
             return ""
         return f": {lines[-1][:300]}" if lines else ""
 
+    def _ask(self, row: np.ndarray) -> dict:
+        try:
+            self.child.process.stdin.write((json.dumps({"rows": [row.tolist()]}) + "\n").encode())
+        except (BrokenPipeError, OSError):
+            self._died("its input pipe closed")
+        return self._read_answer(self.answer_timeout_s)
+
     def logits(self, row: np.ndarray) -> np.ndarray:
+        """Logits for one row. A worker found dead is restarted and asked again once (see ``_restart``)."""
         with self._lock:  # one request in flight on the pipe at a time
-            if self._dead:
+            if self._closed:
+                raise BackendError(self._dead or "the server closed the caged policy process")
+            answer = None
+            for _attempt in range(2):
+                if self._dead is not None or self.child.process.poll() is not None:
+                    if self._dead is None:
+                        self._dead = f"the caged policy process ended (status {self.child.process.returncode})"
+                        self._stop_child()
+                    self._restart()
+                try:
+                    answer = self._ask(row)
+                    break
+                except _ChildDied:
+                    continue
+            if answer is None:
                 raise BackendError(self._dead)
-            try:
-                self.process.stdin.write((json.dumps({"rows": [row.tolist()]}) + "\n").encode())
-            except (BrokenPipeError, OSError):
-                self._fail("its input pipe closed")
-            answer = self._read_answer(self.answer_timeout_s)
         if "error" in answer:
             raise BackendError(f"the design raised: {answer['error']}")
         return np.asarray(answer["logits"][0], dtype=np.float32)
 
     def unavailable(self) -> str | None:
-        if self._dead is None and self.process.poll() is not None:
-            self._dead = f"the caged policy process ended (status {self.process.returncode})" + self._stderr_line()
-        return self._dead
+        """None while the policy can answer: running, or dead with a restart left (the next request restarts it)."""
+        if self._closed:
+            return self._dead or "the server closed the caged policy process"
+        if self._dead is None and self.child is not None and self.child.process.poll() is not None:
+            self._dead = f"the caged policy process ended (status {self.child.process.returncode})" + self._stderr_line()
+        if self._dead is not None and self.restarts >= self.max_restarts:
+            return f"{self._dead}; not restarted: all {self.max_restarts} restarts were used"
+        return None
+
+    def _stop_child(self) -> None:
+        """Kill the worker and everything it started (its work folder stays for a restart)."""
+        child = self.child
+        if child is None:
+            return
+        for pipe in (child.process.stdin, child.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        child.kill()
+        self.process_returncode = child.process.returncode
 
     def close(self) -> None:
         """Kill the worker and everything it started; remove its work folder."""
-        process = getattr(self, "process", None)
-        if process is not None:
-            for pipe in (process.stdin, process.stdout):
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
-            cage.kill_tree(process.pid, self.uid)
-            process.wait()
-            cage.wait_gone(process.pid, self.workdir)
-            self.process_returncode = process.returncode
-        if self._dead is None:
-            self._dead = "the server closed the caged policy process"
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        with self._lock:  # after a request in flight (at most answer_timeout_s)
+            self._stop_child()
+            if self._dead is None:
+                self._dead = "the server closed the caged policy process"
+            self._closed = True
+            shutil.rmtree(self.workdir, ignore_errors=True)

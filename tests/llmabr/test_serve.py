@@ -328,24 +328,36 @@ def test_real_server_process_over_loopback(export_dir, client):
         server.wait(timeout=30)
 
 
-def test_caged_backend_serves_a_run_folder_and_answers_503_once_it_dies(run_dir, backend):
+def test_caged_backend_serves_a_run_folder_restarts_a_dead_child_and_answers_503_when_out_of_restarts(run_dir, backend):
     caged = open_backend(run_dir)
     assert isinstance(caged, CagedBackend)
     try:
         assert caged.layout == backend.layout  # the same layout.json data, built from the run
         client = TestClient(create_app(caged))
         reference = TestClient(create_app(backend))
-        for step in range(3):
+
+        def decide_and_compare(step: int) -> None:
             body = {**GOOD, "session_id": "c", "chunks_left": 10 - step}
             answer, expected = client.post("/v1/decide", json=body), reference.post("/v1/decide", json=body).json()
             assert answer.status_code == 200, answer.text
             np.testing.assert_allclose(answer.json()["logits"], expected["logits"], rtol=1e-5, atol=1e-5)
             assert answer.json()["level"] == expected["level"]
+
+        for step in range(3):
+            decide_and_compare(step)
         assert client.get("/healthz").json()["backend"] == "caged"
-        os.kill(caged.process.pid, signal.SIGKILL)  # the jail we started: the worker dies with it
+        caged.max_restarts = 1
+        first_child = caged.process.pid
+        os.kill(first_child, signal.SIGKILL)  # the jail we started: the worker dies with it
+        caged.process.wait(timeout=10)
+        assert client.get("/healthz").status_code == 200  # dead, but the next request restarts it
+        decide_and_compare(3)  # answered by a fresh child, the session's history kept by the server
+        assert caged.restarts == 1 and caged.process.pid != first_child
+        os.kill(caged.process.pid, signal.SIGKILL)  # again: no restart left
         caged.process.wait(timeout=10)
         answer = client.post("/v1/decide", json={**GOOD, "session_id": "c"})
         assert answer.status_code == 503 and "caged policy process" in answer.json()["error"]
+        assert "restarts were used" in answer.json()["error"]
         health = client.get("/healthz")
         assert health.status_code == 503 and not health.json()["model_loaded"] and health.json()["reason"]
     finally:

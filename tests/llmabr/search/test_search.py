@@ -1,5 +1,6 @@
 """``llmabr search`` end to end with tiny budgets: real Ray, real cages, real SQLite, a local LLM server."""
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,23 @@ TINY = ["--set", "budget.screen_steps=768", "--set", "budget.screen_eval_every=3
         "--set", "train.ppo.n_steps=48", "--set", "train.ppo.batch_size=128", "--set", "synthetic_test_count=4",
         "--set", "train.synthetic_count=10", "--set", "round_size=2", "--set", "train.early_stop.margin=100",
         "--set", "budget.minutes=8"]
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (children, their children, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, frontier = [], [root]
+    while frontier:
+        for pid in children.get(frontier.pop(), []):
+            found.append(pid)
+            frontier.append(pid)
+    return found
 
 
 def no_llm_env(monkeypatch):
@@ -69,11 +87,15 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypa
                 continue
             if len(rows) >= 2:
                 break
+    # kill -9 the driver and everything it started (its local Ray: GCS, raylet, workers in their own
+    # process groups, and their cages), as a crash would; other Ray instances on the machine are untouched
+    tree = descendants(child.pid)
     os.killpg(child.pid, signal.SIGKILL)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, check=False)  # the killed driver's local Ray
     connection = sqlite3.connect(run / "archive.sqlite")
     done_before = connection.execute("SELECT design, stage, seed, finished_s FROM tasks WHERE status = 'done'").fetchall()
     designs_before = {row[0] for row in connection.execute("SELECT name FROM designs")}
