@@ -240,9 +240,14 @@ def run_longer(network: str, steps: int, seeds: int) -> dict:
     from llmabr.train.evaluate import summarize
 
     main = json.loads((RESULTS / network / "main.json").read_text())
-    archive = Archive(REPO / main["run"])
-    designs = {"seed (pensieve)": REPO / "designs" / "pensieve", "best searched": archive.folder(main["best"])}
-    archive.close()
+    promoted = REPO / "designs" / network / main["best"]
+    if promoted.is_dir():  # the committed copy: the search run (under runs/) need not be on this machine
+        best = promoted
+    else:
+        archive = Archive(REPO / main["run"])
+        best = archive.folder(main["best"])
+        archive.close()
+    designs = {"seed (pensieve)": REPO / "designs" / "pensieve", "best searched": best}
     out = RUNS / network / f"longer-{steps}"
     jobs = [(role, folder, seed) for role, folder in designs.items() for seed in range(seeds)]
 
