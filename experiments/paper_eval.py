@@ -587,6 +587,20 @@ def write_results() -> Path:
                          f"{run['robustmpc']:.3f} | {seed['train_wall_s_per_seed'] / 60:.1f} / "
                          f"{best['train_wall_s_per_seed'] / 60:.1f} min |")
         lines.append("")
+        for path in longer:
+            run = json.loads(path.read_text())
+            short = json.loads((RESULTS / run["network"] / "main.json").read_text())["improvement"]
+            low, high = run["improvement"]["ci95"]
+            verdict = ("the searched design still beats the seed" if low > 0 else
+                       "the seed now beats the searched design" if high < 0 else "the two no longer clearly differ")
+            above = [role for role, row in run["table"].items() if row["qoe_per_chunk"] > run["robustmpc"]]
+            lines.append(f"**{run['network']}**: at the search's S3 budget the searched design led by "
+                         f"{short['qoe_per_chunk']:+.3f} ({fmt_ci(short['ci95'])}); at {run['steps']:,} steps "
+                         f"{verdict} ({run['improvement']['qoe_per_chunk']:+.3f}, {fmt_ci([low, high])}). "
+                         f"Above RobustMPC at this budget: {', '.join(above) if above else 'neither'}. Much of a "
+                         f"gain measured at a small training budget can be the seed's slower learning rather than "
+                         f"a better design: read the main table's differences with that in mind.")
+        lines.append("")
 
     # ablations
     lines += ["## Ablations", ""]
@@ -637,7 +651,12 @@ def write_results() -> Path:
     lines += ["## Reproduce", "", "```", "python experiments/paper_eval.py main --network all   # the main tables",
               "python experiments/paper_eval.py generalization", "python experiments/paper_eval.py ablation-early-stop "
               "--network broadband", "python experiments/paper_eval.py ablation-mode --network broadband",
-              "python experiments/paper_eval.py promote", "python experiments/paper_eval.py results", "```", ""]
+              "python experiments/paper_eval.py promote"]
+    for path in sorted(RESULTS.glob("*/longer_*.json")):
+        run = json.loads(path.read_text())
+        lines.append(f"python experiments/paper_eval.py longer --network {run['network']} --steps {run['steps']} "
+                     f"--seeds {run['seeds']}")
+    lines += ["python experiments/paper_eval.py results", "```", ""]
     path = REPO / "experiments" / "RESULTS.md"
     path.write_text("\n".join(lines))
     return path
