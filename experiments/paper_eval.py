@@ -435,8 +435,9 @@ PENSIEVE_COST = ("Pensieve (ANCHORS.md): 16 A3C agents, about 4 h to train one p
                  "about 25 h on a laptop CPU")
 PAPER_COST = ("LLM-ABR/NADA: ANCHORS.md records no compute figure for the paper. Its search trains every screened "
               "design with PPO and then combines the top 30 states with the top 30 networks (900 combinations, "
-              "each a full training, per a public summary of the paper); at our measured seed-training cost that "
-              "step alone would take the core-hours given in the last column")
+              "each a full training: a figure from a public summary of the paper, not checked against the paper "
+              "itself here); at our measured seed-training cost that step alone would take the core-hours given in "
+              "the last column, against our whole search's core-hours in the second")
 
 
 def fmt_ci(ci) -> str:
@@ -549,7 +550,7 @@ def write_results() -> Path:
                     cells.append(f"**{value:.3f}**" if target == source else f"{value:.3f}")
                 lines.append(f"| {source} (`{row['design']}`) | " + " | ".join(cells) + " |")
             lines += ["| RobustMPC | " + " | ".join(f"{gen['robustmpc'][t]:.3f}" for t in targets) + " |", ""]
-        figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        figure, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
         for axis, role in zip(axes, ("best", "seed")):
             sources = list(gen["matrix"].get(role, {}))
             grid = np.array([[100.0 * (gen["matrix"][role][s][t]["qoe_per_chunk"] / gen["robustmpc"][t] - 1.0)
@@ -570,7 +571,7 @@ def write_results() -> Path:
     else:
         lines += ["## Generalization", "", "Not run yet: `python experiments/paper_eval.py generalization`.", ""]
 
-    longer = sorted(RESULTS.glob("*/longer_*.json"))
+    longer = [path for network in NETWORKS for path in sorted((RESULTS / network).glob("longer_*.json"))]
     if longer:
         lines += ["## Longer training", "", "The main table compares seed and winner at the search's S3 budget. Here "
                   "both are retrained side by side with a larger budget (`paper_eval.py longer`), to see whether the "
@@ -597,10 +598,10 @@ def write_results() -> Path:
             lines.append(f"**{run['network']}**: at the search's S3 budget the searched design led by "
                          f"{short['qoe_per_chunk']:+.3f} ({fmt_ci(short['ci95'])}); at {run['steps']:,} steps "
                          f"{verdict} ({run['improvement']['qoe_per_chunk']:+.3f}, {fmt_ci([low, high])}). "
-                         f"Above RobustMPC at this budget: {', '.join(above) if above else 'neither'}. Much of a "
-                         f"gain measured at a small training budget can be the seed's slower learning rather than "
-                         f"a better design: read the main table's differences with that in mind.")
-        lines.append("")
+                         f"Above RobustMPC at this budget: {', '.join(above) if above else 'neither'}.")
+            lines.append("")
+        lines += ["Part of a gain measured at a small training budget can be the seed's slower learning rather than a "
+                  "better design: read the main table's differences with this section in mind.", ""]
 
     # ablations
     lines += ["## Ablations", ""]
@@ -652,7 +653,7 @@ def write_results() -> Path:
               "python experiments/paper_eval.py generalization", "python experiments/paper_eval.py ablation-early-stop "
               "--network broadband", "python experiments/paper_eval.py ablation-mode --network broadband",
               "python experiments/paper_eval.py promote"]
-    for path in sorted(RESULTS.glob("*/longer_*.json")):
+    for path in [path for network in NETWORKS for path in sorted((RESULTS / network).glob("longer_*.json"))]:
         run = json.loads(path.read_text())
         lines.append(f"python experiments/paper_eval.py longer --network {run['network']} --steps {run['steps']} "
                      f"--seeds {run['seeds']}")
