@@ -571,15 +571,15 @@ def write_results() -> Path:
     else:
         lines += ["## Generalization", "", "Not run yet: `python experiments/paper_eval.py generalization`.", ""]
 
-    longer = [path for network in NETWORKS for path in sorted((RESULTS / network).glob("longer_*.json"))]
+    longer = [json.loads(path.read_text())  # every `longer` run, in the types' order (table and Reproduce)
+              for network in NETWORKS for path in sorted((RESULTS / network).glob("longer_*.json"))]
     if longer:
         lines += ["## Longer training", "", "The main table compares seed and winner at the search's S3 budget. Here "
                   "both are retrained side by side with a larger budget (`paper_eval.py longer`), to see whether the "
                   "difference holds once the seed has had time to learn.", "",
                   "| network | steps x seeds | seed QoE/chunk (CI) | best searched QoE/chunk (CI) | difference (CI) | RobustMPC | train wall-clock per run (seed / best) |",
                   "|---|---|---|---|---|---:|---|"]
-        for path in longer:
-            run = json.loads(path.read_text())
+        for run in longer:
             seed, best = run["table"]["seed (pensieve)"], run["table"]["best searched"]
             imp = run["improvement"]
             lines.append(f"| {run['network']} | {run['steps']:,} x {run['seeds']} | {seed['qoe_per_chunk']:.3f} "
@@ -588,9 +588,8 @@ def write_results() -> Path:
                          f"{run['robustmpc']:.3f} | {seed['train_wall_s_per_seed'] / 60:.1f} / "
                          f"{best['train_wall_s_per_seed'] / 60:.1f} min |")
         lines.append("")
-        for path in longer:
-            run = json.loads(path.read_text())
-            short = json.loads((RESULTS / run["network"] / "main.json").read_text())["improvement"]
+        for run in longer:
+            short = mains[run["network"]]["improvement"]
             low, high = run["improvement"]["ci95"]
             verdict = ("the searched design still beats the seed" if low > 0 else
                        "the seed now beats the searched design" if high < 0 else "the two no longer clearly differ")
@@ -653,8 +652,7 @@ def write_results() -> Path:
               "python experiments/paper_eval.py generalization", "python experiments/paper_eval.py ablation-early-stop "
               "--network broadband", "python experiments/paper_eval.py ablation-mode --network broadband",
               "python experiments/paper_eval.py promote"]
-    for path in [path for network in NETWORKS for path in sorted((RESULTS / network).glob("longer_*.json"))]:
-        run = json.loads(path.read_text())
+    for run in longer:
         lines.append(f"python experiments/paper_eval.py longer --network {run['network']} --steps {run['steps']} "
                      f"--seeds {run['seeds']}")
     lines += ["python experiments/paper_eval.py results", "```", ""]
