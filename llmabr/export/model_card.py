@@ -81,7 +81,7 @@ def write_model_card(path: Path, source: PolicySource, layout: dict, export: dic
         f"| steps | {result.get('steps', '?')} (planned {config.get('total_steps', '?')}) |",
         f"| seed | {result.get('seed', config.get('seed', '?'))} |",
         f"| PPO | lr {ppo.get('learning_rate', '?')}, {ppo.get('n_envs', '?')} players x {ppo.get('n_steps', '?')} "
-        f"steps, {ppo.get('n_epochs', '?')} epochs |",
+        f"steps, {ppo.get('n_epochs', '?')} epochs, trunk trained in {ppo.get('trunk_dtype', 'float32')} |",
         f"| wall-clock | {result.get('wall_s', 0.0) / 60.0:.1f} min |",
         f"| status | {result.get('status', '?')}" + (f" ({result['reason']})" if result.get("reason") else "") + " |",
         "", "## Quality", "",

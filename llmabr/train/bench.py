@@ -90,7 +90,7 @@ def _run(env, loaded, design, layout, config: TrainConfig, steps: int) -> dict:
                 n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda, clip_range=ppo.clip_range,
                 normalize_advantage=ppo.normalize_advantage, ent_coef=ppo.ent_start, max_grad_norm=ppo.max_grad_norm,
                 seed=0, device="cpu", verbose=0,
-                policy_kwargs=policy_kwargs(loaded, layout, design.shared_trunk))
+                policy_kwargs=policy_kwargs(loaded, layout, design.shared_trunk, ppo.trunk_dtype))
     split = Split()
     start = time.perf_counter()
     model.learn(steps, callback=split)

@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 from llmabr.design.compose import DesignPolicy, PolicyLogits, policy_kwargs
 from llmabr.design.format import load_design
 from llmabr.design.loader import load_modules
-from llmabr.train.config import TrainConfig, to_dict
+from llmabr.train.config import TrainConfig, parse_knots, to_dict
 from llmabr.train.early_stop import EarlyStopRule
 from simulator.baselines.protocol import run_test_protocol
 from simulator.config import SimConfig
@@ -84,16 +84,25 @@ def write_json(path: Path, data) -> None:
 
 class EntropyDecay(BaseCallback):
     """Entropy coefficient from ``start`` to ``end``, linear over the first ``fraction`` of the budget,
-    or over ``max_steps`` when that is shorter (so a long run learns as fast early on as a short one)."""
+    or over ``max_steps`` when that is shorter (so a long run learns as fast early on as a short one);
+    or piecewise linear through ``knots`` [(steps, coef), ...] when given, held after the last knot."""
 
-    def __init__(self, start: float, end: float, fraction: float, total_steps: int, max_steps: int = 0):
+    def __init__(self, start: float, end: float, fraction: float, total_steps: int, max_steps: int = 0,
+                 knots: list[tuple[int, float]] | None = None):
         super().__init__()
-        self.start, self.end = start, end
-        self.horizon = fraction * total_steps if max_steps <= 0 else min(fraction * total_steps, max_steps)
+        horizon = fraction * total_steps if max_steps <= 0 else min(fraction * total_steps, max_steps)
+        self.knots = knots or [(0, start), (max(1, int(horizon)), end)]
+
+    def coef_at(self, steps: int) -> float:
+        (step_a, coef_a) = self.knots[0]
+        for step_b, coef_b in self.knots[1:]:
+            if steps < step_b:
+                return coef_a + (coef_b - coef_a) * (steps - step_a) / (step_b - step_a)
+            step_a, coef_a = step_b, coef_b
+        return coef_a
 
     def _on_rollout_start(self) -> None:
-        progress = min(1.0, self.num_timesteps / max(1.0, self.horizon))
-        self.model.ent_coef = self.start + (self.end - self.start) * progress
+        self.model.ent_coef = self.coef_at(self.num_timesteps)
         self.logger.record("train/ent_coef", self.model.ent_coef)
 
     def _on_step(self) -> bool:
@@ -211,12 +220,13 @@ def train(design_dir: Path, config: TrainConfig, out_dir: Path, reference_curve:
         n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda, clip_range=ppo.clip_range,
         normalize_advantage=ppo.normalize_advantage, ent_coef=ppo.ent_start, vf_coef=ppo.vf_coef,
         max_grad_norm=ppo.max_grad_norm, tensorboard_log=str(out_dir / "tb"), seed=config.seed, device="cpu",
-        policy_kwargs=policy_kwargs(loaded, env.venv.layout, design.shared_trunk), verbose=0,
+        policy_kwargs=policy_kwargs(loaded, env.venv.layout, design.shared_trunk, ppo.trunk_dtype), verbose=0,
     )
     validation = Validation(val_traces, video, config, out_dir, started, cpu_started)
     guard = NanGuard()
     callbacks = [
-        EntropyDecay(ppo.ent_start, ppo.ent_end, ppo.ent_decay_fraction, config.total_steps, ppo.ent_decay_steps),
+        EntropyDecay(ppo.ent_start, ppo.ent_end, ppo.ent_decay_fraction, config.total_steps, ppo.ent_decay_steps,
+                     parse_knots(ppo.ent_schedule) if ppo.ent_schedule else None),
         validation, Progress(out_dir, config.total_steps, reward_scale, chunks_scored, validation), guard,
     ]
     early_stop = None

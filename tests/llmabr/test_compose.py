@@ -17,14 +17,14 @@ from simulator.paths import REPO_ROOT
 SEEDS = ["pensieve", "pensieve-compat"]
 
 
-def build(seed: str, shared: bool | None = None, learn_steps: int = 0):
+def build(seed: str, shared: bool | None = None, learn_steps: int = 0, trunk_dtype: str = "float32"):
     design = load_design(REPO_ROOT / "designs" / seed)
     loaded = load_modules(design)
     env = VecMonitor(AbrSB3VecEnv(4, traces="broadband", video="envivio-synth", info_keys=()))
     layout = env.venv.layout
     shared_trunk = design.shared_trunk if shared is None else shared
     model = PPO(DesignPolicy, env, n_steps=48, batch_size=96, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=policy_kwargs(loaded, layout, shared_trunk))
+                policy_kwargs=policy_kwargs(loaded, layout, shared_trunk, trunk_dtype))
     if learn_steps:
         model.learn(learn_steps)
     return model, env
@@ -37,6 +37,28 @@ def test_seed_design_trains_with_sb3_ppo(seed):
     assert len(env.episode_returns) >= 4  # whole episodes went through VecMonitor
     for parameter in model.policy.parameters():
         assert torch.isfinite(parameter).all()
+
+
+def test_bfloat16_trunk_trains_and_its_weights_load_into_a_float32_policy():
+    model, env = build("pensieve", learn_steps=400, trunk_dtype="bfloat16")
+    obs = torch.as_tensor(env.reset())
+    features = model.policy.extract_features(obs, model.policy.pi_features_extractor)
+    with torch.no_grad():
+        latent_bf16 = model.policy.mlp_extractor.forward_actor(features)
+        plain, _ = build("pensieve")
+        plain.policy.load_state_dict(model.policy.state_dict())  # same parameters, float32 passes
+        latent_fp32 = plain.policy.mlp_extractor.forward_actor(features)
+    assert latent_bf16.dtype == torch.float32 and all(p.dtype == torch.float32 for p in model.policy.parameters())
+    assert not torch.equal(latent_bf16, latent_fp32)  # the autocast really ran in bfloat16 ...
+    scale = latent_fp32.abs().max().item()
+    assert (latent_bf16 - latent_fp32).abs().max().item() <= 0.05 * max(scale, 1.0)  # ... to bfloat16's precision
+
+
+def test_unknown_trunk_dtype_is_a_clear_error():
+    from llmabr.train.config import load_config
+
+    with pytest.raises(ValueError, match="trunk_dtype must be float32 or bfloat16"):
+        load_config(None, ["ppo.trunk_dtype=float16"])
 
 
 def test_pensieve_parameter_count_and_shared_trunk():

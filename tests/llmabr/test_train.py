@@ -30,6 +30,32 @@ def test_config_overrides_and_errors(tmp_path):
     assert TrainConfig().ppo.ent_start > TrainConfig().ppo.ent_end  # decayed, never constant
 
 
+@pytest.mark.parametrize("knots, steps, coef", [
+    (None, 0, 1.0), (None, 1_125_000, 0.525), (None, 2_250_000, 0.05), (None, 2_900_000, 0.05),  # 75 % of 3M
+    ("0:1,1500000:0.37,3500000:0.05", 750_000, 0.685), ("0:1,1500000:0.37,3500000:0.05", 2_500_000, 0.21),
+    ("0:1,1500000:0.37,3500000:0.05", 9_000_000, 0.05),  # held after the last knot
+])
+def test_entropy_schedule(knots, steps, coef):
+    from llmabr.train.config import parse_knots
+    from llmabr.train.trainer import EntropyDecay
+
+    decay = EntropyDecay(1.0, 0.05, 0.75, 3_000_000, knots=parse_knots(knots) if knots else None)
+    assert decay.coef_at(steps) == pytest.approx(coef)
+
+
+@pytest.mark.parametrize("text", ["1:1.0", "0:1,0:0.5", "0:1,100:-1", "one", "0:1;100:0.5"])
+def test_bad_entropy_schedule_is_a_clear_error(text):
+    with pytest.raises(ValueError, match="ppo.ent_schedule"):
+        load_config(None, [f"ppo.ent_schedule={text}"])
+
+
+def test_capped_decay_ends_early():
+    from llmabr.train.trainer import EntropyDecay
+
+    decay = EntropyDecay(1.0, 0.05, 0.75, 3_000_000, max_steps=1_500_000)
+    assert decay.coef_at(1_500_000) == pytest.approx(0.05) and decay.coef_at(750_000) == pytest.approx(0.525)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "pensieve"
