@@ -8,7 +8,9 @@ decayed linearly to 0.05 over the first 75 % of the budget. Measured on broadban
 pensieve seed: 64 x 48 and 3 epochs run ~1.45x the env-steps/s of 32 x 96 and 4 epochs at about
 the same QoE per step, and lr 6e-4 reached RobustMPC's QoE sooner than 3e-4; decaying the entropy
 within the first 1M steps (``ent_decay_steps``) left the policy on a plateau ~3 % below RobustMPC,
-and decaying it within the first minute locks the policy into the lowest bitrate.
+and decaying it within the first minute locks the policy into the lowest bitrate. The quality
+bar's broadband recipe (experiments/quality_bar.toml) adds a bfloat16 trunk and entropy knots;
+both stay opt-in (bfloat16 is slower on CPUs without bfloat16 instructions).
 """
 
 from __future__ import annotations

@@ -49,6 +49,12 @@ def test_bad_entropy_schedule_is_a_clear_error(text):
         load_config(None, [f"ppo.ent_schedule={text}"])
 
 
+def test_quality_bar_recipe_loads():
+    config = load_config(REPO_ROOT / "experiments" / "quality_bar.toml", ["network=3g"])
+    assert config.network == "3g" and config.total_steps == 4_600_000 and config.ppo.trunk_dtype == "bfloat16"
+    assert config.ppo.ent_schedule.startswith("0:1.0,")
+
+
 def test_capped_decay_ends_early():
     from llmabr.train.trainer import EntropyDecay
 
