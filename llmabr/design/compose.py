@@ -47,7 +47,7 @@ class DesignFeaturesExtractor(BaseFeaturesExtractor):
         return torch.cat([features[name] for name in self.names], dim=1)
 
 
-TRUNK_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}  # the names llmabr.train.config accepts
 
 
 class DesignNetwork(nn.Module):
@@ -60,9 +60,9 @@ class DesignNetwork(nn.Module):
 
     def __init__(self, trunk_cls, dims: dict[str, int], shared: bool = False, trunk_dtype: str = "float32"):
         super().__init__()
-        if trunk_dtype not in TRUNK_DTYPES:
-            raise ValueError(f"trunk_dtype must be one of {sorted(TRUNK_DTYPES)}, not {trunk_dtype!r}")
-        self.autocast_dtype = TRUNK_DTYPES[trunk_dtype]
+        if trunk_dtype not in AUTOCAST_DTYPES:
+            raise ValueError(f"trunk_dtype must be one of {sorted(AUTOCAST_DTYPES)}, not {trunk_dtype!r}")
+        self.autocast_dtype = AUTOCAST_DTYPES[trunk_dtype]
         self.names = sorted(dims)
         self.widths = [dims[name] for name in self.names]
         self.actor = trunk_cls(dict(dims))

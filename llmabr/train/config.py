@@ -22,6 +22,20 @@ from pathlib import Path
 from llmabr.train.early_stop import EarlyStopConfig
 
 
+def parse_knots(text: str) -> list[tuple[int, float]]:
+    """"0:1.0,1500000:0.37,3500000:0.05" -> [(0, 1.0), (1500000, 0.37), (3500000, 0.05)], checked."""
+    try:
+        knots = [(int(float(step)), float(value)) for step, value in (part.split(":") for part in text.split(","))]
+    except ValueError:
+        raise ValueError(f"ppo.ent_schedule must read 'steps:coef,steps:coef,...', got {text!r}") from None
+    if knots[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(knots, knots[1:])) or any(v < 0 for _, v in knots):
+        raise ValueError(f"ppo.ent_schedule needs its first knot at step 0, steps increasing and coefs >= 0: {text!r}")
+    return knots
+
+
+TRUNK_DTYPES = ("float32", "bfloat16")
+
+
 @dataclass(frozen=True)
 class PPOConfig:
     learning_rate: float = 6e-4
@@ -45,6 +59,12 @@ class PPOConfig:
     # "bfloat16": the design's trunk runs under CPU autocast while training (heads, loss and weights stay
     # float32); evaluation, export and serving always run float32
     trunk_dtype: str = "float32"
+
+    def __post_init__(self):  # every path (TOML, --set, a search's stored config) builds through here
+        if self.ent_schedule:
+            parse_knots(self.ent_schedule)
+        if self.trunk_dtype not in TRUNK_DTYPES:
+            raise ValueError(f"ppo.trunk_dtype must be float32 or bfloat16, not {self.trunk_dtype!r}")
 
 
 @dataclass(frozen=True)
@@ -118,28 +138,12 @@ def parse_set(items: list[str]) -> dict:
     return tree
 
 
-def parse_knots(text: str) -> list[tuple[int, float]]:
-    """"0:1.0,1500000:0.37,3500000:0.05" -> [(0, 1.0), (1500000, 0.37), (3500000, 0.05)], checked."""
-    try:
-        knots = [(int(float(step)), float(value)) for step, value in (part.split(":") for part in text.split(","))]
-    except ValueError:
-        raise ValueError(f"ppo.ent_schedule must read 'steps:coef,steps:coef,...', got {text!r}") from None
-    if knots[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(knots, knots[1:])) or any(v < 0 for _, v in knots):
-        raise ValueError(f"ppo.ent_schedule needs its first knot at step 0, steps increasing and coefs >= 0: {text!r}")
-    return knots
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
     config = TrainConfig()
     if path is not None:
         with open(path, "rb") as handle:
             config = apply_overrides(config, tomllib.load(handle))
-    config = apply_overrides(config, parse_set(list(overrides)))
-    if config.ppo.ent_schedule:
-        parse_knots(config.ppo.ent_schedule)
-    if config.ppo.trunk_dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"ppo.trunk_dtype must be float32 or bfloat16, not {config.ppo.trunk_dtype!r}")
-    return config
+    return apply_overrides(config, parse_set(list(overrides)))
 
 
 def to_dict(config) -> dict:

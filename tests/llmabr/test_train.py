@@ -45,8 +45,12 @@ def test_entropy_schedule(knots, steps, coef):
 
 @pytest.mark.parametrize("text", ["1:1.0", "0:1,0:0.5", "0:1,100:-1", "one", "0:1;100:0.5"])
 def test_bad_entropy_schedule_is_a_clear_error(text):
+    from llmabr.train.config import from_dict
+
     with pytest.raises(ValueError, match="ppo.ent_schedule"):
         load_config(None, [f"ppo.ent_schedule={text}"])
+    with pytest.raises(ValueError, match="ppo.ent_schedule"):  # a stored config (search, cage request) too
+        from_dict({"ppo": {"ent_schedule": text}})
 
 
 def test_quality_bar_recipe_loads():
