@@ -111,12 +111,19 @@ def write_model_card(path: Path, source: PolicySource, layout: dict, export: dic
         "", "## Parity with the trained torch policy", "",
         f"{parity['rows']} measurement rows (recorded from the simulator while BB and RobustMPC played synthetic "
         f"`{layout['network']}` traces, plus random valid rows, some with no chunk played yet), in `parity_rows.npz`:",
-        f"- max |logit difference| onnxruntime vs torch: {parity['max_abs_logit_diff']:.2e} (batch "
-        f"{parity['max_abs_logit_diff_batch']:.2e}, single rows {parity['max_abs_logit_diff_single']:.2e}; largest "
-        f"|logit| {parity['logit_abs_max']:.3g})",
-        f"- relative to max(1, |logit|): {parity['max_scaled_logit_diff']:.2e} (must be <= {parity['tolerance']:g})",
+        f"- graph arithmetic: {parity['precision']} (float32 in and out)"
+        + (f"; float32 only because {parity['float32_fallback_reason']}" if parity["float32_fallback_reason"] else ""),
+        f"- max |logit difference| onnxruntime vs torch ({parity['precision']}): {parity['max_abs_logit_diff']:.2e} "
+        f"(batch {parity['max_abs_logit_diff_batch']:.2e}, single rows {parity['max_abs_logit_diff_single']:.2e}; "
+        f"largest |logit| {parity['logit_abs_max']:.3g}); criterion {parity['criterion']}, tolerance "
+        f"{parity['tolerance']:g}",
         f"- different decisions (argmax): {parity['argmax_mismatches']}",
     ]
+    if "versus_float32_torch" in parity:
+        versus = parity["versus_float32_torch"]
+        lines.append(f"- for scale: torch's own float32 evaluation differs from its float64 one by up to "
+                     f"{versus['torch_float32_vs_float64_max_abs']:.2e}; this graph vs torch float32: "
+                     f"{versus['max_abs_logit_diff']:.2e}, {versus['argmax_mismatches']} different decisions")
     if export.get("tracer_warnings"):
         lines.append("- tracer warnings: " + "; ".join(export["tracer_warnings"]))
     lines += ["", "## Use", "",

@@ -18,10 +18,12 @@ from simulator.layout import Layout
 from simulator.traces import SYNTH_TYPES, generate
 from simulator.video import VideoProfile
 
-# |onnx - torch| <= LOGIT_TOLERANCE x max(1, |torch logit|): absolute below 1, relative above. A
-# trained policy's logits reach 40-60, where one float32 ulp is 4e-6 and two kernels summing in a
-# different order differ by a few ulps (1.5e-5 measured on runs/quality/3g-s0, 1.5e-6 relative);
-# a graph that computes something else misses by orders of magnitude more.
+# A float64 graph must match the torch policy computed in float64 within LOGIT_TOLERANCE absolute
+# (measured: 0 difference after both round to float32). A float32 graph cannot promise that: a
+# trained policy's logits reach 50-130, where float32's own rounding in a 2048-wide product moves
+# them by 1-2e-5 (torch float32 vs torch float64 on runs/quality7/broadband-s0: 1.8e-5), so a design
+# that only runs in float32 is held to LOGIT_TOLERANCE x max(1, |logit|) and says so. A graph that
+# computes something else misses by orders of magnitude more either way.
 LOGIT_TOLERANCE = 1e-5
 RECORD_BASELINES = ("bb", "robustmpc")
 
@@ -98,9 +100,12 @@ def onnx_session(path, threads: int = 1):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def compare(session, rows: np.ndarray, torch_logits: np.ndarray) -> dict:
+def compare(session, rows: np.ndarray, torch_logits: np.ndarray, relative: bool = False) -> dict:
     """Max |logit difference| and argmax agreement between onnxruntime and torch on ``rows``,
-    in one batch and row by row (the server and the browser decide one row at a time)."""
+    in one batch and row by row (the server and the browser decide one row at a time).
+
+    Passes when every |onnx - torch| <= LOGIT_TOLERANCE (``relative``: x max(1, |torch logit|)),
+    every argmax agrees and everything is finite."""
     batch = session.run(["logits"], {"obs": rows})[0]
     single_step = max(1, len(rows) // 64)
     singles = np.stack([session.run(["logits"], {"obs": rows[i:i + 1]})[0][0] for i in range(0, len(rows), single_step)])
@@ -112,14 +117,17 @@ def compare(session, rows: np.ndarray, torch_logits: np.ndarray) -> dict:
     mismatched = int(np.sum(batch.argmax(axis=1) != torch_logits.argmax(axis=1)))
     mismatched += int(np.sum(singles.argmax(axis=1) != expected_singles.argmax(axis=1)))
     finite = bool(np.all(np.isfinite(batch)) and np.all(np.isfinite(torch_logits)))
+    max_abs = float(max(batch_diff.max(), single_diff.max()))
     return {
         "rows": int(len(rows)), "rows_single": int(len(singles)),
-        "max_abs_logit_diff": float(max(batch_diff.max(), single_diff.max())),
+        "max_abs_logit_diff": max_abs,
         "max_abs_logit_diff_batch": float(batch_diff.max()), "max_abs_logit_diff_single": float(single_diff.max()),
         "max_scaled_logit_diff": scaled, "argmax_mismatches": mismatched,
         "logit_abs_max": float(np.max(np.abs(torch_logits))), "finite": finite,
-        "tolerance": LOGIT_TOLERANCE, "criterion": "|onnx - torch| <= tolerance x max(1, |torch logit|), same argmax",
-        "passed": finite and mismatched == 0 and scaled <= LOGIT_TOLERANCE,
+        "tolerance": LOGIT_TOLERANCE,
+        "criterion": ("|onnx - torch| <= tolerance x max(1, |torch logit|), same argmax" if relative
+                      else "|onnx - torch| <= tolerance, same argmax"),
+        "passed": finite and mismatched == 0 and (scaled if relative else max_abs) <= LOGIT_TOLERANCE,
     }
 
 

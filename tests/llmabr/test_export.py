@@ -11,6 +11,8 @@ import pytest
 for _module in ("onnx", "onnxruntime"):  # the `export` extra
     pytest.importorskip(_module, reason="needs the export extra: pip install 'llmabr[export]'")
 
+import onnx  # noqa: E402
+
 from llmabr.cli.main import main
 from llmabr.design.format import Design, load_design, write_design
 from llmabr.export import ExportError, export_policy
@@ -62,9 +64,17 @@ def test_export_writes_the_contract(exported, run_dir):
         assert logits.shape == (batch, video.n_levels)
         np.testing.assert_allclose(logits, parity["logits"][:batch], rtol=1e-5, atol=1e-5)
     assert data["parity"]["passed"] and data["parity"]["argmax_mismatches"] == 0
-    # The absolute bound holds here (small logits); on a long-trained policy with logits of
-    # 40-60 the export gate is relative to |logit| (float32 rounding; see llmabr/export/parity.py).
-    assert data["parity"]["max_abs_logit_diff"] <= 1e-5
+    # The seed design runs in float64, so the graph does, and the bound is absolute.
+    assert data["precision"] == data["parity"]["precision"] == "float64"
+    assert data["parity"]["criterion"].startswith("|onnx - torch| <= tolerance,")
+    assert data["parity"]["max_abs_logit_diff"] <= 1e-5 and data["parity"]["float32_fallback_reason"] is None
+    np.testing.assert_array_equal(parity["logits"], parity["logits_float64"].astype(np.float32))
+    assert parity["logits_float32"].shape == parity["logits"].shape
+    # Below 1 MB for the seed design: its weights are packed exactly (3.5 bytes each) and no Conv is left.
+    graph = onnx.load(str(out / "policy.onnx"))
+    assert data["onnx_bytes"] < 1_000_000 < 4 * data["parameters"]
+    assert "Conv" not in {node.op_type for node in graph.graph.node}
+    assert data["graph"]["rewrite"]["convs_rewritten"] == 3
     assert data["parity"]["rows"] == len(parity["obs"]) > 500
     # The recorded rows cover the first decision after chunk 0 and the random ones an empty history.
     valid = parity["obs"][:, expected.slice("valid")]
@@ -154,6 +164,32 @@ def test_nada_design_is_refused_with_a_pointer_to_serve(run_dir, tmp_path, capsy
     err = capsys.readouterr().err
     assert "llmabr serve --policy" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "policy.onnx").exists()
+
+
+def test_design_that_runs_only_in_float32_exports_a_float32_graph_and_says_why(run_dir, tmp_path, capsys):
+    seed = load_design(run_dir / "design")
+    float32_only = seed.net_source.replace("self.merge(torch.cat(parts, dim=1))",
+                                           "self.merge(torch.cat(parts, dim=1).float())")
+    assert float32_only != seed.net_source
+    fake = _fake_run(tmp_path, run_dir, seed.with_(name="float32-only", net_source=float32_only))
+    assert main(["export", str(fake), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert data["precision"] == "float32" and data["parity"]["passed"]
+    assert "same dtype" in data["parity"]["float32_fallback_reason"]  # torch's own words, from the cage
+    assert "float32 graph:" in printed and "x max(1, |torch logit|)" in data["parity"]["criterion"]
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert "graph arithmetic: float32" in card and "float32 only because" in card
+    parity = np.load(tmp_path / "out" / "parity_rows.npz")
+    assert "logits_float64" not in parity and np.array_equal(parity["logits"], parity["logits_float32"])
+    # Its weights are packed too (exactly: parity above), so it stays under 1 MB as well.
+    assert data["graph"]["rewrite"]["values_packed"] == 2048 * 128 and data["onnx_bytes"] < 1_000_000
+
+    # Asking for float64 from a design that cannot run in it is refused, with both reasons.
+    assert main(["export", str(fake), "--out", str(tmp_path / "out64"), "--precision", "float64"]) == 1
+    err = capsys.readouterr().err
+    assert "no float64 graph" in err and "same dtype" in err and "--precision auto" in err
+    assert not (tmp_path / "out64" / "policy.onnx").exists()
 
 
 def test_design_that_traces_wrongly_fails_parity(run_dir, tmp_path, capsys):

@@ -38,7 +38,7 @@ VIDEO_S = 40.0
 SEGMENT_S = 4.0
 N_SEGMENTS = int(VIDEO_S / SEGMENT_S)
 LATENCY_S = 0.08
-LOGIT_TOLERANCE = 1e-4
+LOGIT_TOLERANCE = 1e-5  # export's parity bound: the graph computes in float64 in wasm and in Python alike
 MODEL_SESSIONS = ["trained", "low", "high"]
 SESSIONS = [
     Session("trained", [(3.0, 3.0), (3.0, 1.5)], "trained", sizes=False, latency_s=LATENCY_S),

@@ -15,7 +15,8 @@
  * Until the model is loaded (or if it failed to load) a simple throughput rule answers instead.
  *
  * Everything the plugin decides is recorded on `abr.log` (also `window.llmabrLog` by default):
- * every decision (row, logits, level, milliseconds inside session.run) and every video segment
+ * every decision (row, logits, level, milliseconds inside session.run, milliseconds from the
+ * download to the cached decision) and every video segment
  * (bitrate, bytes, download time, buffer, stall, and which decision chose it).
  *
  * Only video is adapted; audio and text keep dash.js's defaults.
@@ -26,6 +27,7 @@ const SUPPORTED_LAYOUT_VERSIONS = [1];
 const HISTORY_FIELDS = ['bitrate_kbps', 'buffer_s', 'download_time_s', 'chunk_bytes', 'rebuffer_s', 'valid'];
 const LEVEL_FIELDS = ['next_chunk_bytes', 'ladder_kbps'];
 const SCALAR_FIELDS = ['chunks_left', 'chunks_total'];
+const WARMUP_RUNS = 3;
 // dash.js v5's built-in quality and abandon rules; all are switched off so that only this rule
 // decides (abandonment would cut a segment short, which the simulator never does).
 const BUILT_IN_RULES = ['throughputRule', 'bolaRule', 'insufficientBufferRule', 'switchHistoryRule',
@@ -188,12 +190,24 @@ export function attachLlmAbr(player, options = {}) {
         if (!session.inputNames.includes(layout.input) || !session.outputNames.includes(layout.output)) {
             throw new Error(`policy.onnx has inputs [${session.inputNames}] and outputs [${session.outputNames}]; layout.json names '${layout.input}' -> '${layout.output}'`);
         }
-        // The first run compiles and allocates (tens of ms); pay it here, not on the first decision.
+        // The first runs compile and allocate (tens of ms); pay them here, not on the first decisions.
+        // The row is the one a session starts from (nothing played yet, the training ladder), not
+        // zeros, which would divide 0 by 0.
         const warmupStarted = performance.now();
-        const zeros = new ort.Tensor('float32', new Float32Array(layout.size), [1, layout.size]);
-        const warmup = await session.run({ [layout.input]: zeros });
-        if (warmup[layout.output].dims[1] !== layout.n_levels) {
-            throw new Error(`policy.onnx returns ${warmup[layout.output].dims[1]} logits; layout.json has ${layout.n_levels} levels`);
+        const warmupRow = new Float32Array(layout.size);
+        for (const field of layout.fields) {
+            const ladder = layout.ladder_kbps || [];
+            for (let i = 0; i < field.size && i < ladder.length; i++) {
+                if (field.name === 'ladder_kbps') warmupRow[field.offset + i] = ladder[i];
+                if (field.name === 'next_chunk_bytes') warmupRow[field.offset + i] = ladder[i] * 125 * (layout.chunk_s || 4);
+            }
+            if (SCALAR_FIELDS.includes(field.name)) warmupRow[field.offset] = layout.chunks_total || 1;
+        }
+        for (let run = 0; run < WARMUP_RUNS; run++) {
+            const warmup = await session.run({ [layout.input]: new ort.Tensor('float32', warmupRow, [1, layout.size]) });
+            if (warmup[layout.output].dims[1] !== layout.n_levels) {
+                throw new Error(`policy.onnx returns ${warmup[layout.output].dims[1]} logits; layout.json has ${layout.n_levels} levels`);
+            }
         }
         log.warmupMs = performance.now() - warmupStarted;
         log.loadMs = performance.now() - started;
@@ -318,11 +332,22 @@ export function attachLlmAbr(player, options = {}) {
         return best;
     }
 
-    async function decide(reps, nextIndex, chunks, segS) {
+    function decide(reps, nextIndex, chunks, segS) {
         const started = nowMs();
         const row = buildRow(reps, nextIndex, chunks, segS);
         const decision = { forSegment: nextIndex, pending: true, level: null, source: 'model' };
         nextDecision = decision;
+        const rowMs = nowMs() - started;
+        // The model runs in a task of its own. session.run awaits inside, and from its first await
+        // the rest of dash.js's handling of this event (other listeners, the append) would run in
+        // the middle of the decision; a new task starts once that work is done.
+        return new Promise((resolve, reject) => {
+            setTimeout(() => runModel(decision, row, reps, started, rowMs).then(resolve, reject), 0);
+        });
+    }
+
+    async function runModel(decision, row, reps, queuedMs, rowMs) {
+        const tensorStarted = nowMs();
         const tensor = new ortModule.Tensor('float32', row, [1, layout.size]);
         const runStarted = nowMs();
         const outputs = await session.run({ [layout.input]: tensor });
@@ -330,14 +355,16 @@ export function attachLlmAbr(player, options = {}) {
         const logits = Array.from(outputs[layout.output].data);
         decision.level = argmax(logits);
         decision.pending = false;
+        const done = nowMs();
         log.decisions.push({
-            forSegment: nextIndex,
+            forSegment: decision.forSegment,
             row: Array.from(row),
             logits,
             level: decision.level,
             bitrateKbps: reps[decision.level].bandwidth / 1000,
-            runMs,                        // session.run alone
-            decisionMs: nowMs() - started, // row + tensor + run + argmax
+            runMs,                                        // session.run alone
+            decisionMs: rowMs + (done - tensorStarted),   // row + tensor + run + argmax
+            readyMs: done - queuedMs,                     // segment downloaded -> decision cached
         });
     }
 
