@@ -104,7 +104,9 @@ def write_model_card(path: Path, source: PolicySource, layout: dict, export: dic
     lines += [
         "", "## Size and speed", "",
         f"- `policy.onnx`: {export['onnx_bytes']:,} bytes, opset {graph['opset']}, {graph['nodes']} nodes",
-        f"- parameters (features, actor trunk, action head; the critic is not exported): {export['parameters']:,}",
+        f"- parameters (features, actor trunk, action head; the critic is not exported): {export['parameters']:,}"
+        + (f"; {graph['rewrite']['values_packed']:,} weights stored exactly in 3.5 bytes each, decoded when the "
+           "session loads" if (graph.get("rewrite") or {}).get("values_packed") else ""),
         f"- decision latency, onnxruntime on one CPU thread, one row: median {latency['median_us']:.1f} us, "
         f"p99 {latency['p99_us']:.1f} us ({latency['runs']} runs, measured during export on {latency['cpus']} CPUs "
         f"with a load average of {latency['load_average_1min']:.1f})",

@@ -121,7 +121,8 @@ def _verified_graph(work: Path, out_dir: Path, layout: dict, rows: np.ndarray, t
         except Float64Unsupported as error:
             fallback_reason = f"the float64 graph needs a kernel onnxruntime lacks: {error}"
         except Exception as error:  # noqa: BLE001 - onnxruntime's load errors are its own classes
-            fallback_reason = f"onnxruntime cannot load the float64 graph: {type(error).__name__}: {str(error)[:200]}"
+            fallback_reason = (f"the float64 graph could not be rewritten or loaded: {type(error).__name__}: "
+                               f"{str(error)[:200]}")
     if chosen is None and precision == "float64":
         raise ExportError(f"no float64 graph: {fallback_reason}; export with --precision auto or float32 for a "
                           "float32 graph")

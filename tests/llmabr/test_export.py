@@ -93,6 +93,7 @@ def test_model_card_reports_training_parity_and_latency(exported, run_dir):
     assert "not evaluated; run `llmabr eval" in card
     assert f"{data['parity']['max_abs_logit_diff']:.2e}" in card and f"{data['latency']['median_us']:.1f} us" in card
     assert f"{data['onnx_bytes']:,} bytes" in card and f"{data['parameters']:,}" in card
+    assert f"{data['graph']['rewrite']['values_packed']:,} weights stored exactly in 3.5 bytes" in card
 
 
 class OnnxGreedy:
