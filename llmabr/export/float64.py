@@ -52,7 +52,7 @@ def finish_float64(model):
         else:
             new_nodes.append(node)
     transposed = _transpose_gemm_weights(new_nodes, model.graph)
-    casts, narrowed_values, packed_values = _narrow_initializers(model.graph, new_nodes)
+    casts, narrowed_values, packed_values = _compact_initializers(model.graph, new_nodes)
     del model.graph.node[:]
     model.graph.node.extend(casts + new_nodes)
     onnx.checker.check_model(model)
@@ -64,25 +64,9 @@ def pack_float32_graph(model):
     """A float32 graph's large float32 initializers packed exactly (decoded in float64, then a Cast
     back to float32; folded when the session loads). In place; returns a summary dict."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    used = {name for node in model.graph.node for name in node.input}
-    decoders, kept, packed_values = [], [], 0
-    for tensor in model.graph.initializer:
-        values = numpy_helper.to_array(tensor) if tensor.data_type == TensorProto.FLOAT else None
-        if (values is None or tensor.name not in used or values.size < MIN_VALUES
-                or packed_bytes(values) >= values.nbytes):
-            kept.append(tensor)
-            continue
-        packed, decoder = pack_float32(values, f"{tensor.name}__float64", f"{tensor.name}__packed")
-        kept.extend(packed)
-        decoders.extend(decoder)
-        decoders.append(helper.make_node("Cast", [f"{tensor.name}__float64"], [tensor.name],
-                                         name=f"{tensor.name}__to_float32", to=TensorProto.FLOAT))
-        packed_values += int(values.size)
     nodes = list(model.graph.node)
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
+    decoders, _, packed_values = _compact_initializers(model.graph, nodes)
     del model.graph.node[:]
     model.graph.node.extend(decoders + nodes)
     onnx.checker.check_model(model)
@@ -123,13 +107,6 @@ class _Builder:
         return output
 
 
-def _positions(sizes, kernel, strides, dilations, pads) -> int:
-    spatial = len(sizes)
-    outputs = [(sizes[axis] + pads[axis] + pads[spatial + axis] - dilations[axis] * (kernel[axis] - 1) - 1)
-               // strides[axis] + 1 for axis in range(spatial)]
-    return int(np.prod(outputs)) if min(outputs) > 0 else 0
-
-
 def _conv_as_matmul(node, shapes, initializers, graph, prefix):
     """``Conv(X, W, B)`` as one ``Gemm`` with a dense (Toeplitz) matrix when that matrix is small
     (``_conv_as_dense``: the fewest nodes per decision), else Pad -> Gather per spatial axis ->
@@ -158,9 +135,13 @@ def _conv_as_matmul(node, shapes, initializers, graph, prefix):
     if in_channels != group_in * groups or out_channels % groups:
         raise Float64Unsupported(f"Conv {node.name!r}: {in_channels} input channels do not match the weights")
 
-    if groups == 1 and in_channels * int(np.prod(x_shape[2:])) * out_channels * _positions(
-            x_shape[2:], kernel, strides, dilations, pads) <= DENSE_MAX_VALUES:
-        return _conv_as_dense(node, x_shape, weight, b_name, initializers, graph, prefix, strides, dilations, pads)
+    outputs = [(x_shape[2 + axis] + pads[axis] + pads[spatial + axis] - dilations[axis] * (kernel[axis] - 1) - 1)
+               // strides[axis] + 1 for axis in range(spatial)]
+    if min(outputs) < 1:
+        raise Float64Unsupported(f"Conv {node.name!r}: the kernel is larger than the padded input")
+    if groups == 1 and in_channels * int(np.prod(x_shape[2:])) * out_channels * int(np.prod(outputs)) \
+            <= DENSE_MAX_VALUES:
+        return _conv_as_dense(node, x_shape, weight, b_name, graph, prefix, strides, dilations, pads, outputs)
     build = _Builder(graph, prefix)
     constant, add = build.constant, build.add
 
@@ -168,16 +149,10 @@ def _conv_as_matmul(node, shapes, initializers, graph, prefix):
     if any(pads):
         begins, ends = pads[:spatial], pads[spatial:]
         current = add("Pad", [current, constant(np.array([0, 0] + begins + [0, 0] + ends, dtype=np.int64), "pads")])
-    outputs = []
-    for axis in range(spatial):
-        padded = x_shape[2 + axis] + pads[axis] + pads[spatial + axis]
-        out = (padded - dilations[axis] * (kernel[axis] - 1) - 1) // strides[axis] + 1
-        if out < 1:
-            raise Float64Unsupported(f"Conv {node.name!r}: the kernel is larger than the padded input")
+    for axis, out in enumerate(outputs):
         windows = (np.arange(out)[:, None] * strides[axis] + np.arange(kernel[axis])[None, :] * dilations[axis])
         # Each spatial axis becomes (out, kernel); the next spatial axis moves two places right.
         current = add("Gather", [current, constant(windows.astype(np.int64), "windows")], axis=2 + 2 * axis)
-        outputs.append(out)
     per_group = in_channels // groups
     positions, taps = int(np.prod(outputs)), int(np.prod(kernel))
     current = add("Reshape", [current, constant(np.array([0, groups, per_group] + [v for pair in zip(outputs, kernel)
@@ -205,43 +180,49 @@ def _conv_as_matmul(node, shapes, initializers, graph, prefix):
     return build.nodes
 
 
-def _narrow_initializers(graph, nodes):
-    """Drop initializers no node reads (the rewritten convolutions' weights); store float64 ones that
-    float32 holds exactly as float32, each with a Cast back to float64."""
+def _compact_initializers(graph, nodes):
+    """Drop initializers no node reads (the rewritten convolutions' weights); store float32 values
+    in fewer bytes, exactly: large tensors packed (``llmabr.export.packing``), other float64 ones
+    that float32 holds exactly as float32. Each keeps its name and dtype through decoder or ``Cast``
+    nodes, returned to go first in the graph with the counts: (nodes, values narrowed, values packed)."""
     from onnx import TensorProto, helper, numpy_helper
 
     used = {name for node in nodes for name in node.input} | {value.name for value in graph.output}
-    casts, narrowed_values, packed_values, kept = [], 0, 0, []
+    decoders, narrowed_values, packed_values, kept = [], 0, 0, []
     for tensor in graph.initializer:
         if tensor.name not in used:
             continue
-        if tensor.data_type != TensorProto.DOUBLE:
+        if tensor.data_type not in (TensorProto.FLOAT, TensorProto.DOUBLE):
             kept.append(tensor)
             continue
         values = numpy_helper.to_array(tensor)
         narrow = values.astype(np.float32)
         with np.errstate(invalid="ignore"):
-            exact = np.array_equal(narrow.astype(np.float64), values, equal_nan=True)
-        if not exact or values.size < 16:  # small or not float32 values: not worth a node
-            kept.append(tensor)
-            continue
-        if values.size >= MIN_VALUES and packed_bytes(narrow) < narrow.nbytes:
-            packed, decoder = pack_float32(narrow, tensor.name, f"{tensor.name}__packed")
+            exact = np.array_equal(narrow.astype(values.dtype), values, equal_nan=True)
+        double = tensor.data_type == TensorProto.DOUBLE
+        if exact and values.size >= MIN_VALUES and packed_bytes(narrow) < narrow.nbytes:
+            decoded = tensor.name if double else f"{tensor.name}__float64"
+            packed, decoder = pack_float32(narrow, decoded, f"{tensor.name}__packed")
             kept.extend(packed)
-            casts.extend(decoder)
+            decoders.extend(decoder)
+            if not double:
+                decoders.append(helper.make_node("Cast", [decoded], [tensor.name], name=f"{tensor.name}__to_float32",
+                                                 to=TensorProto.FLOAT))
             packed_values += int(values.size)
-            continue
-        narrowed_values += int(values.size)
-        stored = f"{tensor.name}__float32"
-        kept.append(numpy_helper.from_array(narrow, stored))
-        casts.append(helper.make_node("Cast", [stored], [tensor.name], name=f"{tensor.name}__to_float64",
-                                      to=TensorProto.DOUBLE))
+        elif exact and double and values.size >= 16:  # smaller: not worth a node
+            stored = f"{tensor.name}__float32"
+            kept.append(numpy_helper.from_array(narrow, stored))
+            decoders.append(helper.make_node("Cast", [stored], [tensor.name], name=f"{tensor.name}__to_float64",
+                                             to=TensorProto.DOUBLE))
+            narrowed_values += int(values.size)
+        else:
+            kept.append(tensor)
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    return casts, narrowed_values, packed_values
+    return decoders, narrowed_values, packed_values
 
 
-def _conv_as_dense(node, x_shape, weight, b_name, initializers, graph, prefix, strides, dilations, pads):
+def _conv_as_dense(node, x_shape, weight, b_name, graph, prefix, strides, dilations, pads, outputs):
     """``Conv`` (one group) as x [N, C*S] @ T [C*S, M*P] + bias, T built from W when the session loads.
 
     T[(c, l), (m, p)] = W[m, c, j] where input position l = p * stride + j * dilation - pad_begin
@@ -252,8 +233,6 @@ def _conv_as_dense(node, x_shape, weight, b_name, initializers, graph, prefix, s
     spatial = weight.ndim - 2
     out_channels, in_channels = weight.shape[:2]
     kernel, sizes = list(weight.shape[2:]), list(x_shape[2:])
-    outputs = [(sizes[a] + pads[a] + pads[spatial + a] - dilations[a] * (kernel[a] - 1) - 1) // strides[a] + 1
-               for a in range(spatial)]
     taps, positions, inputs = int(np.prod(kernel)), int(np.prod(outputs)), int(np.prod(sizes))
     tap = np.full((in_channels, inputs, positions), -1, dtype=np.int64)
     out_index = np.stack(np.meshgrid(*[np.arange(n) for n in outputs], indexing="ij"), -1).reshape(positions, spatial)

@@ -116,8 +116,9 @@ def _verified_graph(work: Path, out_dir: Path, layout: dict, rows: np.ndarray, t
         try:
             rewrite = finish_float64(model)
             onnx.save(model, str(work / "policy_float64.onnx"))
-            onnx_session(work / "policy_float64.onnx")
-            chosen = ("policy_float64.onnx", "float64", logits64.astype(np.float32).astype(np.float64), rewrite)
+            session = onnx_session(work / "policy_float64.onnx")  # loads, or the float32 graph ships
+            chosen = ("policy_float64.onnx", "float64", logits64.astype(np.float32).astype(np.float64), rewrite,
+                      session)
         except Float64Unsupported as error:
             fallback_reason = f"the float64 graph needs a kernel onnxruntime lacks: {error}"
         except Exception as error:  # noqa: BLE001 - onnxruntime's load errors are its own classes
@@ -130,14 +131,14 @@ def _verified_graph(work: Path, out_dir: Path, layout: dict, rows: np.ndarray, t
         model = onnx.load(str(work / "policy.onnx"))
         rewrite = pack_float32_graph(model)
         onnx.save(model, str(work / "policy.onnx"))
-        chosen = ("policy.onnx", "float32", logits32.astype(np.float64), rewrite)
-    name, precision, reference, rewrite = chosen
+        chosen = ("policy.onnx", "float32", logits32.astype(np.float64), rewrite, None)
+    name, precision, reference, rewrite, session = chosen
     evidence["logits"] = reference.astype(np.float32)  # float32 values, as the graph returns them
     np.savez_compressed(out_dir / "parity_rows.npz", **evidence)
     shutil.copyfile(work / name, out_dir / "policy.onnx")
     try:
         graph = _check_graph(out_dir / "policy.onnx", layout)
-        session = onnx_session(out_dir / "policy.onnx")
+        session = session or onnx_session(out_dir / "policy.onnx")
     except Exception as error:
         (out_dir / "policy.onnx").unlink(missing_ok=True)
         if isinstance(error, ExportError):
