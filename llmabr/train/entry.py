@@ -1,7 +1,7 @@
-"""Inside the cage: ``python -I -m llmabr.train.entry request.json`` trains and writes result.json.
+"""Inside the cage: ``python -I -m llmabr.train.entry request.json`` trains, talking to the trusted scorer.
 
-Any exception becomes a failed result with its reason; the cage turns kills and timeouts into
-failed results on the caller's side.
+Any exception becomes a ``failed`` frame with its reason; the trusted side turns kills, timeouts
+and silence into failed results itself.
 """
 
 from __future__ import annotations
@@ -13,18 +13,24 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from llmabr.train.config import from_dict
-    from llmabr.train.trainer import train, write_json
+    from llmabr.train.channel import ScorerChannel
 
-    out_dir = Path.cwd()
+    channel = ScorerChannel()  # before design code loads: the protocol's stdout is private
     request = json.loads(Path(argv[0]).read_text())
     try:
-        train(out_dir / "design", from_dict(request["config"]), out_dir, request.get("reference_curve"))
+        from llmabr.train.config import from_dict
+        from llmabr.train.trainer import train
+
+        train(Path.cwd(), from_dict(request["config"]), channel, float(request["reward_scale"]),
+              local_val=request.get("local_val"))
     except BaseException as error:  # noqa: BLE001 - design code may raise anything
         from llmabr.sandbox.probe import describe_error
 
-        write_json(out_dir / "result.json", {"status": "failed", "reason": f"training raised {describe_error(error)}",
-                                             "traceback": traceback.format_exc()[-3000:]})
+        traceback.print_exc()
+        try:
+            channel.failed(f"training raised {describe_error(error)}")
+        except Exception:  # noqa: BLE001 - the scorer is gone; it reports the silence itself
+            pass
         return 1
     return 0
 

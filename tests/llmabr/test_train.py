@@ -82,7 +82,7 @@ def test_caged_training_writes_a_complete_run(trained):
     curve = json.loads((out / "curve.json").read_text())
     assert len(curve) >= 2 and curve[-1]["steps"] >= 3000
     assert result["cage"]["isolation"]  # it really ran in the cage
-    assert any((out / "tb").rglob("events.out.tfevents.*"))
+    assert any((out / "cage" / "tb").rglob("events.out.tfevents.*"))  # the trainer writes only under cage/
 
 
 def test_same_seed_reproduces_the_run(trained, tmp_path):
@@ -163,7 +163,7 @@ def test_train_cli_runs_several_seeds_with_early_stopping(tmp_path, capsys):
 
 
 def test_an_explicit_validation_set_replaces_the_split(tmp_path):
-    from llmabr.train.trainer import load_data
+    from llmabr.train.data import load_data
 
     for side, seed in (("train", 1), ("val", 2)):
         (tmp_path / side).mkdir()

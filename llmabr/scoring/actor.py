@@ -1,0 +1,163 @@
+"""Trusted scoring of a design: the simulator and the QoE run HERE; the design only picks levels.
+
+``CagedActor(design_dir, history_len, n_levels)`` starts the design in the cage
+(``llmabr.scoring.actor_entry``: its own session, limits, scrubbed environment, no network,
+a work folder holding nothing but the design's two files) and keeps it for many evaluations.
+``actor.evaluate(weights_bytes, traces, video, mode, qoe)`` runs the deterministic test protocol
+(``simulator.baselines.protocol.run_test_protocol``) in this process with a ``RemotePolicy``: each
+chunk step sends the observation rows of every trace in one frame and gets one level per row
+back. Levels are checked (shape, integer, in range); rewards, rebuffering and every statistic are
+computed by the simulator in this process, which never executes design code. So a design that
+patches numpy, torch or builtins in its own process changes at most its own decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from llmabr.sandbox import cage
+from llmabr.scoring import wire
+
+START_TIMEOUT_S = 180.0  # torch import and the design's own set-up, on a loaded machine
+STEP_TIMEOUT_S = 60.0  # one batched decision (the probe caps latency at 250 ms for 256 rows)
+
+
+class ScoringError(RuntimeError):
+    """The design could not be scored: why (its own error, a bad answer, or what the cage did)."""
+
+
+class RemotePolicy:
+    """A caged design as a batched policy (``reset(mask)`` / ``act(obs)``) for ``run_test_protocol``."""
+
+    def __init__(self, actor: "CagedActor"):
+        self.actor, self.name = actor, actor.design_name
+
+    def reset(self, mask=None) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        header, actions = self.actor.ask({"op": "act"}, np.ascontiguousarray(obs, dtype=np.float32))
+        if header.get("op") != "actions" or not isinstance(actions, np.ndarray):
+            raise ScoringError(f"the design answered {header} instead of levels")
+        if actions.shape != (obs.shape[0],) or actions.dtype != np.int32:
+            raise ScoringError(f"the design answered levels of shape {actions.shape} ({actions.dtype}), "
+                               f"expected ({obs.shape[0]},) int32")
+        if actions.min(initial=0) < 0 or actions.max(initial=0) >= self.actor.n_levels:
+            raise ScoringError(f"the design answered a level outside 0..{self.actor.n_levels - 1}")
+        return actions.copy()
+
+
+class CagedActor:
+    """One caged design process answering levels for many evaluations (one fork each, see actor_entry)."""
+
+    def __init__(self, design_dir: Path, history_len: int, n_levels: int, limits: cage.CageLimits | None = None,
+                 start_timeout_s: float = START_TIMEOUT_S, step_timeout_s: float = STEP_TIMEOUT_S):
+        from llmabr.design.format import load_design, write_design
+
+        self.n_levels, self.step_timeout_s = n_levels, step_timeout_s
+        self.workdir = Path(tempfile.mkdtemp(prefix="llmabr-actor-"))
+        design = load_design(Path(design_dir))
+        self.design_name = design.name
+        write_design(design, self.workdir / "design")  # only the design's files: no runs, traces or scores
+        (self.workdir / "request.json").write_text(json.dumps(
+            {"design": "design", "history_len": history_len, "n_levels": n_levels}))
+        self.limits = limits or cage.CageLimits(wall_s=0.0, cpu_s=7 * 24 * 3600, address_space_bytes=8 << 30)
+        self.stderr_path = self.workdir / "stderr.txt"
+        with open(self.stderr_path, "wb") as stderr:
+            self.child = cage.spawn_caged([sys.executable, "-I", "-m", "llmabr.scoring.actor_entry", "request.json"],
+                                          self.workdir, self.limits, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=stderr)
+        self.reader = wire.Reader(self.child.process.stdout.fileno())
+        self.closed = False
+        try:
+            ready, _ = self._read(start_timeout_s)
+        except ScoringError:
+            self.close()
+            raise
+        if not ready.get("ready"):
+            self.close()
+            raise ScoringError(ready.get("error") or f"the design process answered {ready} when starting")
+
+    def _read(self, timeout_s: float) -> tuple[dict, object]:
+        try:
+            return self.reader.read(timeout_s)
+        except wire.WireError as error:
+            raise ScoringError(f"the caged design process failed ({error}; {self._state()})" + self._stderr_line()) from None
+
+    def _state(self) -> str:
+        code = self.child.process.poll()
+        return "still running" if code is None else (
+            f"exited with status {code}" if code >= 0 else f"killed by signal {-code}")
+
+    def _stderr_line(self) -> str:
+        try:
+            lines = [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return ""
+        return f": {lines[-1][:300]}" if lines else ""
+
+    def ask(self, header: dict, payload=None, timeout_s: float | None = None) -> tuple[dict, object]:
+        """Send one frame and read the answer; an ``error`` answer raises ``ScoringError``."""
+        try:
+            wire.send(self.child.process.stdin.fileno(), header, payload)
+        except OSError as error:
+            raise ScoringError(f"the caged design process is gone ({error}; {self._state()})" + self._stderr_line()) from None
+        answer, data = self._read(self.step_timeout_s if timeout_s is None else timeout_s)
+        if "error" in answer:
+            raise ScoringError(str(answer["error"])[:2000])
+        return answer, data
+
+    def evaluate(self, weights: bytes, traces, video, mode: str = "default", qoe: str = "lin") -> list[dict]:
+        """Per-trace rows of the deterministic test protocol for the policy with ``weights`` (state_dict bytes)."""
+        from llmabr.train.evaluate import evaluate
+
+        if self.closed:
+            raise ScoringError("the caged design process was closed")
+        self.ask({"op": "evaluate"}, weights, timeout_s=self.step_timeout_s)
+        try:
+            rows = evaluate(RemotePolicy(self), traces, video, mode=mode, qoe=qoe)
+        except ScoringError:
+            self.close()  # mid-evaluation: the process's state is unknown, never reuse it
+            raise
+        self.ask({"op": "end"})
+        return rows
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            wire.send(self.child.process.stdin.fileno(), {"op": "quit"})
+        except OSError:
+            pass
+        for pipe in (self.child.process.stdin, self.child.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        self.child.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def score_weights(design_dir: Path, weight_files: list[Path], traces, video, mode: str, qoe: str,
+                  history_len: int = 16) -> dict[str, list[dict]]:
+    """Per-trace rows for each weights file (one caged process for all of them), keyed by file name."""
+    from simulator.video import load_profile
+
+    video = load_profile(video)
+    with CagedActor(design_dir, history_len, video.n_levels) as actor:
+        return {Path(path).name: actor.evaluate(Path(path).read_bytes(), traces, video, mode, qoe)
+                for path in weight_files}
