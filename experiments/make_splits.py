@@ -21,7 +21,8 @@ Rules (the README explains them; the header of every list repeats them):
 
 The cut depends only on file names and the seed (a hash, not numpy's generator, whose streams
 may change between versions), so re-running reproduces every byte. Loading the traces is needed
-only for the hours and the profile statistics in the tables.
+only for the hours and the profile statistics in the tables. The ID rules themselves live in
+``simulator/traces/groups.py``, shared with the statistics that resample traces by recording.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -41,6 +41,8 @@ import numpy as np
 
 from simulator.paths import REPO_ROOT, shared_traces
 from simulator.traces.formats import load_trace, read_trace_list, trace_files
+from simulator.traces.groups import (TraceIdError, belgium_id, fcc_id, lumos_5g_id, lumos_lte_id, norway_test_id,
+                                     norway_train_id, starlink_id)
 from simulator.traces.stats import sample_weights_s, weighted_quantile
 from simulator.video import DEFAULT_PROFILE_BY_NETWORK, ENVIVIO_LADDER_KBPS, load_profile
 
@@ -58,64 +60,10 @@ SIZES_MARKERS = ("<!-- sizes:begin (written by experiments/make_splits.py) -->",
 PROFILE_MARKERS = ("<!-- profiles:begin (written by experiments/make_splits.py) -->", "<!-- profiles:end -->")
 
 
-class SplitError(ValueError):
-    """A file name no ID rule understands, or a split that breaks its own rules."""
-
-
-def _match(pattern: str, name: str, what: str) -> re.Match:
-    match = re.fullmatch(pattern, name)
-    if match is None:
-        raise SplitError(f"{name}: not a {what} file name (expected /{pattern}/); "
-                         "a new file in ../shared needs an ID rule in experiments/make_splits.py")
-    return match
-
-
-# -- ID rules: (trace ID, stratum) from a file name ------------------------------------------------
-
-def fcc_id(name: str) -> tuple[str, str]:
-    """FCC unit ID; stratum = sampling flavour (1 s windows ``test_fcc_trace_*`` or 5 s ``trace_*``)."""
-    match = _match(r"(?:\d{3}_)?(test_fcc_)?trace_(\d+)_http.*", name, "FCC")
-    return match.group(2), "1 s windows" if match.group(1) else "5 s traces"
-
-
-def norway_train_id(name: str) -> tuple[str, str]:
-    """The cooked trace ``norway_<mode>_<n>`` itself (no two train files share a window); stratum = mode."""
-    match = _match(r"norway_([a-z]+)_\d+", name, "Norway train")
-    return name, match.group(1)
-
-
-def norway_test_id(name: str) -> tuple[str, str]:
-    """The raw log a test window was cut from (``<mode>.<route>-report.<date>.log``), or ``norway_<mode>_<n>``."""
-    base = name.removeprefix("test_norway_")
-    if ".log_" in base:
-        log = base[: base.index(".log_") + len(".log")]
-        return log, log.split(".", 1)[0]
-    match = _match(r"(norway_([a-z]+)_\d+)_\d+", base, "Norway test")
-    return match.group(1), match.group(2)
-
-
-def belgium_id(name: str) -> tuple[str, str]:
-    """One log per file (``report_<mode>_<nnnn>.json``); stratum = mode."""
-    match = _match(r"(report_([a-z]+)_\d+)\.json", name, "Belgium 4G")
-    return match.group(1), match.group(2)
-
-
-def lumos_lte_id(name: str) -> tuple[str, str]:
-    """The run id in ``4g_trace_<mode>_<id>_<route>``; stratum = mode and route (dr, walking a / c)."""
-    match = _match(r"4g_trace_(driving|walking)_(\d+)_(dr|a|c)", name, "Lumos LTE")
-    return match.group(2), match.group(1) if match.group(3) == "dr" else f"walking_{match.group(3)}"
-
-
-def lumos_5g_id(name: str) -> tuple[str, str]:
-    """The Lumos5G ``run_num`` in ``5g_trace_<run>_<mode>``; stratum = mode."""
-    match = _match(r"5g_trace_(\d+)_(driving|walking)", name, "Lumos 5G")
-    return match.group(1), match.group(2)
-
-
-def starlink_id(name: str) -> tuple[str, str]:
-    """The nuttcp run ``<YYYYMMDD>_<runid>`` (one run per file); stratum = day."""
-    match = _match(r"(\d{8})_(\d+)_tcp_downlink_\d+\.csv", name, "Starlink")
-    return f"{match.group(1)}_{match.group(2)}", match.group(1)
+# The ID rules (fcc_id ... starlink_id) live in simulator.traces.groups, where the bootstrap's trace
+# groups come from too. Their error is this script's error (a file name no rule understands, or a
+# split that breaks its own rules): one class that main() reports and callers catch.
+SplitError = TraceIdError
 
 
 @dataclass(frozen=True)
