@@ -172,7 +172,8 @@ def _trace_caged(source: PolicySource, layout: dict, rows: np.ndarray, work: Pat
         "run_dir": str(source.run_dir), "weights": source.weights, "n_levels": layout["n_levels"],
         "history_len": layout["history_len"], "rows": "rows.npy"}))
     cage = run_caged([sys.executable, "-I", "-m", "llmabr.export.export_entry", "request.json"], work,
-                     CageLimits(wall_s=wall_s, cpu_s=int(wall_s * 2), file_bytes=1 << 30))
+                     CageLimits(wall_s=wall_s, cpu_s=int(wall_s * 2), file_bytes=1 << 30,
+                                readable=(str(source.run_dir / "design"), str(source.run_dir / source.weights))))
     error_path = work / "error.json"
     if error_path.exists():
         error = json.loads(error_path.read_text())

@@ -24,6 +24,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -45,6 +46,7 @@ class CageLimits:
     processes: int = 128  # threads count too; torch runs a few even with one intra-op thread
     drop_privileges: bool = True
     network_namespace: bool = True
+    readable: tuple[str, ...] = ()  # paths outside the work folder the workload may read (besides Python's own)
 
 
 @dataclass
@@ -96,6 +98,17 @@ def scrubbed_env(workdir: Path) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "TORCH_NUM_THREADS": "1",
     }
+
+
+def python_paths() -> list[str]:
+    """What a caged interpreter must read to run this package: its installation, the virtual
+    environment, and this package's two source folders (an editable install reads them in place)."""
+    from simulator.paths import REPO_ROOT
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+             str(REPO_ROOT / "llmabr"), str(REPO_ROOT / "simulator")}
+    paths |= {os.path.realpath(path) for path in list(paths)}
+    return sorted(paths)
 
 
 @lru_cache(maxsize=None)
@@ -191,11 +204,17 @@ class CagedProcess:
     process: subprocess.Popen
     uid: int | None
     workdir: Path
+    root_dir: str | None = None
 
     def kill(self) -> None:
         kill_tree(self.process.pid, self.uid)
         self.process.wait()
         wait_gone(self.process.pid, self.workdir)
+        if self.root_dir:  # empty here: the tmpfs on it lived in the dead namespace
+            try:
+                os.rmdir(self.root_dir)
+            except OSError:
+                pass
 
 
 def spawn_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(), stdin=subprocess.DEVNULL,
@@ -208,6 +227,7 @@ def spawn_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(
     """
     workdir = Path(workdir).resolve()
     uid = None
+    root_dir = tempfile.mkdtemp(prefix="llmabr-root-") if os.getuid() == 0 else None  # the jail's empty new root
     if limits.drop_privileges and can_drop_privileges():
         uid = UID_BASE + secrets.randbelow(UID_SPAN - 1)
         for path in [workdir, *workdir.rglob("*")]:
@@ -219,6 +239,8 @@ def spawn_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(
         "env": env,
         "drop_uid": uid,
         "network_namespace": limits.network_namespace,
+        "root_dir": root_dir,
+        "readable": [*python_paths(), *(os.path.realpath(path) for path in limits.readable)],
         "limits": {
             "address_space_bytes": limits.address_space_bytes,
             "cpu_s": limits.cpu_s,
@@ -230,7 +252,7 @@ def spawn_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(
     jail = [sys.executable, "-I", "-m", "llmabr.sandbox.jail", json.dumps(spec), "--"]
     process = subprocess.Popen(jail + list(argv), cwd=workdir, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
                                start_new_session=True, close_fds=True, bufsize=0)
-    return CagedProcess(process=process, uid=uid, workdir=workdir)
+    return CagedProcess(process=process, uid=uid, workdir=workdir, root_dir=root_dir)
 
 
 def run_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(), on_poll=None) -> CageResult:

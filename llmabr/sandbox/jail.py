@@ -4,7 +4,11 @@ Run as ``python -I -m llmabr.sandbox.jail SPEC_JSON -- ARGV...`` by ``llmabr.san
 already in a new session (so the whole tree is one process group). In this order it:
 
 1. where permitted (root), enters new mount, pid and network namespaces: every mount but the
-   work directory becomes read-only, there is no network, and the workload's processes live in
+   work directory becomes read-only; the workload's root becomes a fresh tmpfs that holds only
+   what running Python and this package needs (system folders, the interpreter, the virtual
+   environment, ``llmabr/`` and ``simulator/``), the paths the caller lists as ``readable`` and the
+   work directory, so it cannot read traces, runs, archives or scores it was not handed; there is
+   no network, and the workload's processes live in
    a pid namespace whose init is the workload, so when it dies the kernel kills every process it
    left behind (even ones that escaped the process group with ``setsid``);
    Before that it asks the kernel to kill it when its parent (the orchestrator, a Ray worker)
@@ -81,6 +85,48 @@ def read_only_except(libc, workdir: str) -> list[str]:
     return done
 
 
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/dev", "/proc", "/sys")
+
+
+def _mount_fs(libc, source: str, target: str, fs_type: str, flags: int, data: str) -> bool:
+    return libc.mount(source.encode(), target.encode(), fs_type.encode(), ctypes.c_ulong(flags), data.encode()) == 0
+
+
+def whitelist_root(libc, root: str, readable: list[str], workdir: str) -> list[str] | None:
+    """Build a root of only ``readable`` (read-only binds; symlinks copied) plus ``workdir`` (writable)
+    on a tmpfs at ``root``, then chroot into it. Returns the paths made visible, None on failure
+    (then nothing changed: the caller keeps the read-only view of everything)."""
+    if not _mount_fs(libc, "tmpfs", root, "tmpfs", 0, "size=1m,mode=755"):
+        return None
+    visible = []
+    for path in [*SYSTEM_PATHS, *readable]:
+        if not os.path.lexists(path) or path == workdir:
+            continue
+        target = root + path
+        if os.path.islink(path):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.lexists(target):
+                os.symlink(os.readlink(path), target)
+            visible.append(path)
+            continue
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "a").close()
+        if not _mount(libc, path, target, MS_BIND | MS_REC):
+            return None
+        if path != "/proc":
+            _mount(libc, None, target, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        visible.append(path)
+    os.makedirs(root + workdir, exist_ok=True)
+    if not _mount(libc, workdir, root + workdir, MS_BIND | MS_REC):
+        return None
+    _mount(libc, None, root, MS_REMOUNT | MS_RDONLY)
+    os.chroot(root)
+    return visible + [workdir]
+
+
 def drop_capabilities(libc) -> bool:
     """Empty the capability bounding set: after exec, even uid 0 holds no capability."""
     cap = 0
@@ -91,7 +137,7 @@ def drop_capabilities(libc) -> bool:
 
 def isolate(spec: dict) -> dict:
     """Namespaces and mounts, done by the jail itself (it forks the workload right after)."""
-    achieved = {"network_namespace": False, "pid_namespace": False, "read_only_mounts": []}
+    achieved = {"network_namespace": False, "pid_namespace": False, "read_only_mounts": [], "visible_paths": None}
     libc = _libc()
     if os.getuid() != 0:
         return achieved
@@ -100,7 +146,9 @@ def isolate(spec: dict) -> dict:
         achieved["network_namespace"] = bool(flags & CLONE_NEWNET)
         achieved["pid_namespace"] = True
         achieved["read_only_mounts"] = read_only_except(libc, spec["workdir"])
-        # The old working directory still points into the (now read-only) parent mount.
+        if spec.get("root_dir") and achieved["read_only_mounts"]:
+            achieved["visible_paths"] = whitelist_root(libc, spec["root_dir"], spec.get("readable", []), spec["workdir"])
+        # The old working directory still points into the (now read-only) parent mount, or outside the new root.
         os.chdir(spec["workdir"])
     return achieved
 

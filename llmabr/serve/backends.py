@@ -106,7 +106,8 @@ class CagedBackend:
         self.start_timeout_s, self.answer_timeout_s = start_timeout_s, answer_timeout_s
         self.max_restarts, self.restarts = max_restarts, 0
         # CPU seconds add up over a server's life: the rlimit only stops a runaway, the server decides when it ends.
-        self.limits = limits or cage.CageLimits(wall_s=0.0, cpu_s=30 * 24 * 3600)
+        self.limits = limits or cage.CageLimits(wall_s=0.0, cpu_s=30 * 24 * 3600, readable=(
+            str(source.run_dir / "design"), str(source.run_dir / source.weights)))
         self._lock = threading.Lock()
         self._pending = b""
         self._dead: str | None = None  # why the current child is gone (None: it is running)

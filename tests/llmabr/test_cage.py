@@ -95,11 +95,50 @@ def test_file_system_outside_the_workdir_is_read_only(tmp_path):
     outside = tmp_path / "outside.txt"
     code = f"open({str(outside)!r}, 'w').write('x')\n"
     result, workdir = caged(tmp_path, code + "open('inside.txt', 'w').write('ok')\n")
-    assert result.returncode != 0 and "Read-only file system" in result.stderr_tail
+    assert result.returncode != 0 and ("Read-only file system" in result.stderr_tail  # without root: read-only
+                                       or "No such file or directory" in result.stderr_tail)  # root: not even visible
     assert not outside.exists()
     (tmp_path / "second").mkdir()
     ok, ok_workdir = caged(tmp_path / "second", "open('inside.txt', 'w').write('ok')\n")
     assert ok.returncode == 0 and (ok_workdir / "inside.txt").read_text() == "ok"
+
+
+@needs_root
+def test_only_python_the_package_and_readable_paths_are_visible(tmp_path):
+    """The workload's root holds system folders, Python, llmabr/ and simulator/, the work folder and what the
+    caller lists as readable: not the repository's traces or runs, not files beside the work folder."""
+    from simulator.paths import REPO_ROOT
+
+    secret = tmp_path / "scores.json"
+    secret.write_text("{}")
+    granted = tmp_path / "granted.txt"
+    granted.write_text("data")
+    code = "\n".join([
+        "import os, json",
+        "seen = {p: os.path.exists(p) for p in json.loads(open('paths.json').read())}",
+        f"seen['granted'] = open({str(granted)!r}).read()",
+        "try:",
+        f"    open({str(granted)!r}, 'a').write('x')",
+        "    seen['granted_writable'] = True",
+        "except OSError:",
+        "    seen['granted_writable'] = False",
+        "import llmabr.scoring.actor, simulator.core, torch",  # what a caged design process needs still imports
+        "open('seen.json', 'w').write(json.dumps(seen))",
+    ])
+    hidden = [str(secret), str(REPO_ROOT / "traces"), str(REPO_ROOT / "designs"), str(REPO_ROOT / "README.md"),
+              str(REPO_ROOT.parent / "shared"), "/root"]  # /root itself exists: it leads to the interpreter
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "paths.json").write_text(__import__("json").dumps(hidden + [str(REPO_ROOT / "llmabr"), "/usr/bin"]))
+    (workdir / "job.py").write_text(code)
+    result = run_caged([sys.executable, "-I", "job.py"], workdir, CageLimits(wall_s=120, cpu_s=120,
+                                                                               readable=(str(granted),)))
+    assert result.returncode == 0, result.stderr_tail
+    seen = __import__("json").loads((workdir / "seen.json").read_text())
+    assert not any(seen[path] for path in hidden if path != "/root"), seen
+    assert seen[str(REPO_ROOT / "llmabr")] and seen["/usr/bin"] and seen["granted"] == "data"
+    assert seen["granted_writable"] is False and granted.read_text() == "data"
+    assert result.isolation["visible_paths"] and str(workdir) in result.isolation["visible_paths"]
 
 
 @needs_root
