@@ -26,7 +26,7 @@ def check(design_dir: str) -> dict:
 
 
 def train(design_dir: str, config_dict: dict, out_dir: str, reference_curve: list[dict] | None = None,
-          wall_s: float = 3600.0) -> dict:
+          wall_s: float = 3600.0, val_yardsticks: dict | None = None) -> dict:
     """S2 (with ``reference_curve`` and early stopping) or S3 (one seed): PPO in the cage."""
     from llmabr.train.caged import train_caged
 
@@ -35,14 +35,16 @@ def train(design_dir: str, config_dict: dict, out_dir: str, reference_curve: lis
     config = from_dict(config_dict)
     if reference_curve is not None:
         config = replace(config, early_stop=replace(config.early_stop, enabled=True))
-    result = train_caged(Path(design_dir), config, out, wall_s=wall_s, reference_curve=reference_curve)
+    result = train_caged(Path(design_dir), config, out, wall_s=wall_s, reference_curve=reference_curve,
+                         val_yardsticks=val_yardsticks)
     curve_path = out / "curve.json"
     result["curve"] = json.loads(curve_path.read_text()) if curve_path.exists() else []
     return result
 
 
 def test(run_dir: str, test_traces: str, video: str, mode: str, qoe: str) -> dict:
-    """The deterministic test protocol on held-out traces for a trained run's validation-best policy."""
+    """The deterministic test protocol on held-out traces for a trained run's validation-best policy
+    (trusted: the simulator runs in this worker, the design answers levels from a caged process)."""
     from llmabr.train.caged import evaluate_caged
     from llmabr.train.evaluate import summarize
 
@@ -52,4 +54,6 @@ def test(run_dir: str, test_traces: str, video: str, mode: str, qoe: str) -> dic
         rows = evaluate_caged(Path(run_dir), test_traces, video, mode, qoe, "policy_best.pt", out, wall_s=900.0)
     except RuntimeError as error:
         return {"status": "failed", "reason": f"test: {error}"}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "per_trace.json").write_text(json.dumps(rows))  # the model card of an export reads it
     return {"status": "ok", "rows": rows, "summary": summarize(rows)}
