@@ -26,6 +26,8 @@ def add_parser(commands) -> None:
     promote.add_argument("run", type=Path)
     promote.add_argument("name")
     promote.add_argument("--to", type=Path, help="destination (default: designs/<network>/<name>)")
+    promote.add_argument("--force", action="store_true",
+                         help="promote even when the design is not better than the seed design on validation")
     archive.set_defaults(handler=run)
 
 
@@ -87,11 +89,34 @@ def _diff(archive, args) -> int:
     return 0
 
 
+def validation_verdict(archive, name: str, seed_name: str = "seed-pensieve") -> tuple[str, str]:
+    """(verdict, explanation) of ``name`` against the seed design on validation: the per-trace rows of
+    every S3 seed's validation-best checkpoint, paired two-level bootstrap (seeds, then recordings)."""
+    from llmabr.scoring.yardsticks import compare, comparison_text, trace_groups
+
+    if name == seed_name:
+        return "seed", f"{name} is the seed design itself"
+    rows = {}
+    for who in (name, seed_name):
+        files = sorted(archive.folder(who).glob("train-s*/val_best.json")) if archive.design(who) else []
+        if not files:
+            return "unknown", f"{who} has no S3 validation results to compare (trained with trusted scoring?)"
+        rows[who] = [json.loads(path.read_text()) for path in files]
+    stats = compare(rows, trace_groups(rows[name][0]), pairs=[(name, seed_name)])
+    verdict, line = comparison_text(stats, name, seed_name, unit=" val QoE/chunk")
+    return verdict, f"{line}: {verdict} ({len(rows[name])} vs {len(rows[seed_name])} seeds, {stats.n_groups} recordings)"
+
+
 def _promote(archive, args) -> int:
     from simulator.paths import REPO_ROOT
 
     design = archive.design(args.name)
     config = archive.meta("config") or {}
+    verdict, why = validation_verdict(archive, args.name)
+    if verdict != "better" and not args.force:
+        print(f"error: not promoting {args.name}: it is not better than the seed design on validation ({why}); "
+              f"--force promotes it anyway", file=sys.stderr)
+        return 2
     target = args.to or REPO_ROOT / "designs" / config.get("network", "any") / args.name
     if target.exists():
         print(f"error: {target} exists; choose --to", file=sys.stderr)
@@ -102,7 +127,8 @@ def _promote(archive, args) -> int:
             shutil.copy2(archive.folder(args.name) / file, target / file)
     metrics = {"from_run": str(archive.run_dir), "network": config.get("network"), "traces": config.get("traces"),
                "test_traces": config.get("test_traces"), "val_qoe": design["val_qoe"], "test_qoe": design["test_qoe"],
-               "stage": design["stage"], "metrics": design["metrics"]}
+               "stage": design["stage"], "metrics": design["metrics"],
+               "versus_seed_on_validation": {"verdict": verdict, "detail": why, "forced": verdict != "better"}}
     (target / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
-    print(f"promoted {args.name} -> {target}")
+    print(f"promoted {args.name} -> {target} (versus the seed design on validation: {why})")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def add_parser(commands) -> None:
     train.add_argument("--steps", type=int, default=30_720, help="env steps per run (10 rollouts at the default 64 x 48)")
     train.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
                        help="also run the design under these PPO settings, side by side (e.g. ppo.n_epochs=4)")
+    train.add_argument("--validation", action="store_true",
+                       help="instead: whole training runs with trusted validation vs validation in the trainer's "
+                            "process, alternating (--steps per run, --eval-every, --rounds)")
+    train.add_argument("--eval-every", type=int, default=20_000, help="with --validation: env steps between validations")
+    train.add_argument("--rounds", type=int, default=2, help="with --validation: runs per arm (median reported)")
     train.set_defaults(handler=run_train)
     search = targets.add_parser(
         "search", help="designs screened (S0-S2) per hour, with and without S2 early stopping, same designs",
@@ -160,10 +166,12 @@ def run_train(args) -> int:
     from simulator.paths import REPO_ROOT
 
     design = Path(args.design or REPO_ROOT / "designs" / "pensieve").resolve()
+    if args.validation:
+        return run_validation_bench(args, design)
     with tempfile.TemporaryDirectory(prefix="llmabr-bench-") as workdir:
         extra = [json.dumps(args.versus)] if args.versus else []
         cage = run_caged([_sys.executable, "-I", "-m", "llmabr.train.bench", str(design), str(args.steps), *extra],
-                         Path(workdir), CageLimits(wall_s=1800.0, cpu_s=3600))
+                         Path(workdir), CageLimits(wall_s=1800.0, cpu_s=3600, readable=bench_readable(design)))
     lines = cage.stdout_tail.strip().splitlines()
     if cage.returncode != 0 or not lines:
         print(f"error: the benchmark process {cage.describe()}: {cage.stderr_tail[-800:]}", file=sys.stderr)
@@ -184,6 +192,32 @@ def run_train(args) -> int:
     if "versus_ratio" in result:
         print(f"defaults vs {' '.join(args.versus)} (abr_versus): {result['versus_ratio']:.2f}x env-steps/s")
     print(f"ratio to SB3 ceiling: {100 * result['ratio']:.0f}%")
+    return 0
+
+
+def bench_readable(design) -> tuple[str, ...]:
+    """What the caged benchmark reads: the design, the synthetic-trace settings, the Envivio sizes if present."""
+    from simulator.paths import REPO_ROOT
+    from simulator.video import envivio_dir
+
+    envivio = envivio_dir()
+    return (str(design), str(REPO_ROOT / "traces" / "synth"), *([str(envivio)] if envivio else []))
+
+
+def run_validation_bench(args, design) -> int:
+    from llmabr.scoring.bench import bench_validation
+    from llmabr.train.config import load_config
+
+    config = load_config(None, [f"total_steps={args.steps}", f"eval_every_steps={args.eval_every}"])
+    print(f"design {design.name}: {args.steps:,} steps per run, validation every {args.eval_every:,} steps on "
+          f"{config.val_max_traces} synthetic {config.network} traces, {args.rounds} runs per arm, alternating")
+
+    def report(arm, index, rate):
+        print(f"  {arm:<8} run {index + 1}: {rate:,.0f} env-steps/s (whole run, wall-clock)", flush=True)
+
+    result = bench_validation(design, config, args.rounds, report)
+    print(f"trusted validation vs in-process validation: {result['ratio']:.3f}x env-steps/s "
+          f"(median {statistics.median(result['trusted']):,.0f} vs {statistics.median(result['local']):,.0f})")
     return 0
 
 

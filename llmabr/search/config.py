@@ -17,11 +17,11 @@ from llmabr.train.config import TrainConfig, apply_overrides, parse_set, to_dict
 class BudgetConfig:
     minutes: float = 10.0  # wall-clock for the whole search; proposing stops at `propose_fraction` of it
     propose_fraction: float = 0.5
-    designs: int = 24  # proposals in total (paper mode: half state, half network, then the combinations)
+    designs: int = 16  # proposals in total (paper mode: half state, half network, then the combinations)
     screen_steps: int = 40_000  # S2: the quick budget each design gets (early stopping may end it sooner)
     screen_eval_every: int = 8_000
     train_steps: int = 120_000  # S3: full training of the finalists
-    train_seeds: int = 2  # 0: screening only (no S3, no test), e.g. for `llmabr bench search`
+    train_seeds: int = 5  # S3 seeds for every finalist and the seed design; 0: screening only (no S3, no test)
     top_k: int = 2  # finalists (and, in paper mode, the k x k state/network combinations)
     llm_usd: float | None = None  # LLM spending cap (the [llm] section's budget_usd wins if set)
 

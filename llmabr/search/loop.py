@@ -79,6 +79,27 @@ class Search:
                          total_steps=steps, seed=seed, eval_every_steps=eval_every)
         return to_dict(config)
 
+    def val_yardsticks(self) -> dict:
+        """BB and the offline optimum on the search's validation traces (S2's scale), computed once."""
+        stored = self.archive.meta("val_yardsticks")
+        if stored is None:
+            from llmabr.scoring.yardsticks import validation_yardsticks
+            from llmabr.train.config import from_dict
+            from llmabr.train.data import load_data
+
+            config = from_dict(self.train_config(self.config.budget.screen_steps, self.config.seed, 1))
+            _, val_traces, video = load_data(config)
+            self.console.print(f"yardsticks: BB and the offline optimum on the {len(val_traces)} validation traces")
+            stored = validation_yardsticks(val_traces, video, config.mode, config.qoe)
+            self.archive.set_meta("val_yardsticks", stored)
+        return stored
+
+    def normalized(self, qoe: float | None) -> float | None:
+        scale = self.archive.meta("val_yardsticks")
+        if qoe is None or not scale or scale["optimal"] <= scale["bb"]:
+            return None
+        return (qoe - scale["bb"]) / (scale["optimal"] - scale["bb"])
+
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started_s
 
@@ -108,7 +129,8 @@ class Search:
         if task.stage == "screen":
             config = self.train_config(budget.screen_steps, self.config.seed, budget.screen_eval_every)
             use_reference = reference if task.design != SEED_NAME and self.config.early_stop else None
-            return "train", str(folder), config, str(folder / "screen"), use_reference
+            return ("train", str(folder), config, str(folder / "screen"), use_reference, 3600.0,
+                    self.archive.meta("val_yardsticks"))
         if task.stage == "train":
             config = self.train_config(budget.train_steps, self.config.seed + task.seed,
                                        max(budget.train_steps // 10, 1))
@@ -234,6 +256,7 @@ class Search:
 
     def run(self, executor) -> dict:
         self.add_seed()
+        self.val_yardsticks()
         stop = threading.Event()
         proposer = threading.Thread(target=self.propose_until_done, args=(stop,), name="proposer", daemon=True)
         proposer.start()
@@ -260,11 +283,13 @@ class Search:
         table = Table(title=f"llmabr search {self.run_dir.name} ({self.config.mode}, {self.proposing.label})",
                       show_header=True)
         funnel = self.archive.funnel()
-        for column in (*funnel, "running", "best val QoE", "LLM $", "elapsed"):
+        for column in (*funnel, "running", "best val QoE (normalized)", "LLM $", "elapsed"):
             table.add_column(column, justify="right")
         best = self.archive.top(1)
+        norm = self.normalized(best[0]["val_qoe"]) if best else None
         table.add_row(*[str(value) for value in funnel.values()], str(self.archive.task_counts().get("running", 0)),
-                      f"{best[0]['val_qoe']:.3f} ({best[0]['name']})" if best else "-",
+                      (f"{best[0]['val_qoe']:.3f}" + (f" ({norm:.2f})" if norm is not None else "") + f" {best[0]['name']}")
+                      if best else "-",
                       f"{self.proposing.cost_usd():.4f}", f"{self.elapsed_s() / 60:.1f} min")
         return table
 

@@ -1,8 +1,11 @@
 """``RUN/report.md`` and its plots, from the archive alone (so a resumed or stopped run reports too).
 
-The winner is chosen on validation QoE (S3, mean over seeds), never on test QoE; the test traces
-only score it. "Did it beat the seed?" is a paired bootstrap over test traces of the per-trace QoE
-difference (each averaged over the S3 seeds), with its 95 % CI.
+The winner is chosen on validation QoE (S3, mean over seeds) among the finalists AND the seed
+design, never on test QoE; the test traces only score it. Every test number comes from the
+trusted scorer (the simulator ran in a worker that executes no design code). "Did it beat the
+seed?" is a paired two-level bootstrap (training seeds, then test traces grouped by recording) of
+the QoE difference, with a verdict that says "no significant difference" when the CI holds 0.
+Each policy is also shown normalized: (QoE - BB) / (optimum - BB) on the same test traces.
 """
 
 from __future__ import annotations
@@ -13,38 +16,34 @@ from pathlib import Path
 import numpy as np
 
 from llmabr.search.archive import Archive
-from llmabr.train.evaluate import bootstrap_ci, summarize
+from llmabr.train.evaluate import summarize
 
-BASELINES = ("bb", "rb", "bola", "robustmpc")
+BASELINES = ("bb", "rb", "bola", "robustmpc", "optimal")
+
+
+def seed_rows(archive: Archive, name: str) -> list[list[dict]] | None:
+    """Per-seed test rows of a design (None when it was not tested)."""
+    files = sorted(archive.folder(name).glob("test-s*.json"))
+    return [json.loads(path.read_text()) for path in files] or None
 
 
 def per_trace(archive: Archive, name: str) -> list[dict] | None:
     """Per-trace test rows averaged over the S3 seeds (None when the design was not tested)."""
-    files = sorted(archive.folder(name).glob("test-s*.json"))
-    if not files:
+    runs = seed_rows(archive, name)
+    if not runs:
         return None
-    runs = [json.loads(path.read_text()) for path in files]
     keys = [key for key, value in runs[0][0].items() if isinstance(value, (int, float))]
     return [{"trace": runs[0][i]["trace"], **{key: float(np.mean([run[i][key] for run in runs])) for key in keys}}
             for i in range(len(runs[0]))]
 
 
-def paired_difference(a: list[dict], b: list[dict]) -> tuple[float, tuple[float, float]]:
-    diff = np.array([x["qoe_per_chunk"] - y["qoe_per_chunk"] for x, y in zip(a, b)])
-    return float(diff.mean()), bootstrap_ci(diff)
-
-
 def baseline_rows(config, test_traces: str) -> dict[str, list[dict]]:
-    from llmabr.train.evaluate import evaluate
-    from simulator.baselines import make_baseline
-    from simulator.layout import Layout
+    from llmabr.scoring.yardsticks import baseline_rows as rows_of
     from simulator.traces import load_trace_dir
     from simulator.video import default_profile, load_profile
 
     video = load_profile(config.train.video) if config.train.video else default_profile(config.network)
-    traces = load_trace_dir(test_traces)
-    return {name: evaluate(make_baseline(name, video, Layout(16, video.n_levels)), traces, video,
-                           mode=config.train.mode, qoe=config.train.qoe) for name in BASELINES}
+    return rows_of(load_trace_dir(test_traces), video, config.train.mode, config.train.qoe, names=BASELINES)
 
 
 def write_report(archive: Archive, config, test_traces: str, summary: dict, seed_name: str = "seed-pensieve") -> Path:
@@ -56,7 +55,6 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
     out = archive.run_dir
     finalists = archive.meta("finalists") or []
     tested = {name: rows for name in finalists if (rows := per_trace(archive, name)) is not None}
-    baselines = baseline_rows(config, test_traces)
     designs = {d["name"]: d for d in archive.designs()}
     lines = [f"# llmabr search report: {out.name}", "",
              f"Mode **{config.mode}**, proposer: **{summary.get('proposer')}**; network {config.network}, training "
@@ -66,17 +64,34 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
              f"Elapsed {summary.get('elapsed_s', 0) / 60:.1f} min on {config.workers} worker(s)."
              + (f" Proposing stopped: {summary['stop_reason']}." if summary.get("stop_reason") else ""), ""]
 
-    # the verdict: winner on validation, scored on test, against the seed
-    candidates = [name for name in tested if name != seed_name]
-    if candidates and seed_name in tested:
-        winner = max(candidates, key=lambda name: designs[name]["val_qoe"] or -np.inf)
-        delta, (low, high) = paired_difference(tested[winner], tested[seed_name])
-        verdict = ("beat the seed design" if low > 0 else "did worse than the seed design" if high < 0
-                   else "did not clearly differ from the seed design")
-        lines += [f"**Verdict:** the best design on validation, `{winner}`, {verdict} on the held-out test traces: "
-                  f"{summarize(tested[winner])['qoe_per_chunk']:.3f} vs {summarize(tested[seed_name])['qoe_per_chunk']:.3f} "
-                  f"QoE per chunk, difference {delta:+.3f} (95 % CI {low:+.3f} to {high:+.3f}, paired bootstrap over "
-                  f"{len(tested[winner])} traces).", ""]
+    # the verdict: winner on validation (the seed competes too), scored on test, against the seed
+    from llmabr.scoring.yardsticks import compare, comparison_text, trace_groups
+
+    baselines = baseline_rows(config, test_traces)
+    by_seed = {name: rows for name in tested if (rows := seed_rows(archive, name))}
+    stats = None
+    if by_seed:
+        policies = {**by_seed, **{name: [rows] for name, rows in baselines.items()}}
+        pairs = [(a, b) for a in by_seed for b in policies if a != b]
+        stats = compare(policies, trace_groups(next(iter(by_seed.values()))[0]), pairs=pairs)
+    if by_seed and seed_name in by_seed:
+        winner = max(by_seed, key=lambda name: designs[name]["val_qoe"] if designs[name]["val_qoe"] is not None
+                     else -np.inf)
+        if winner == seed_name:
+            others = [name for name in by_seed if name != seed_name]
+            text = "the seed design itself was best on validation: no candidate replaced it."
+            if others:
+                best = max(others, key=lambda name: designs[name]["val_qoe"] or -np.inf)
+                verdict, line = comparison_text(stats, best, seed_name)
+                text += f" The best candidate on validation, `{best}`, against it on test: {line}: {verdict}."
+        else:
+            verdict, line = comparison_text(stats, winner, seed_name)
+            phrase = {"better": "is better than the seed design", "worse": "is worse than the seed design",
+                      "no significant difference": "shows no significant difference from the seed design"}[verdict]
+            text = f"the best design on validation, `{winner}`, {phrase} on the held-out test traces: {line}."
+        seed_counts = sorted({len(rows) for rows in by_seed.values()})
+        lines += [f"**Verdict:** {text} CIs resample the training seeds ({'/'.join(map(str, seed_counts))} per design) and "
+                  f"{stats.n_groups} recordings ({stats.n_traces} traces), paired across policies.", ""]
     elif config.budget.train_seeds == 0:
         ranked = [d for d in archive.top(stage="screened") if d["name"] != seed_name]
         seed_val = designs[seed_name]["val_qoe"] if seed_name in designs else None
@@ -89,15 +104,34 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
                   "(see the funnel and the failures below).", ""]
 
     lines += ["## Test QoE (finalists, the seed design and the baselines)", "",
-              "| policy | val QoE (S3) | test QoE/chunk | 95 % CI | kbps | rebuffer % | switches/min |",
-              "|---|---:|---:|---|---:|---:|---:|"]
+              "QoE per chunk and normalized score ((QoE - BB) / (optimum - BB): BB = 0, offline optimum = 1) with 95 % "
+              "CIs over training seeds and recordings; the optimum knows each trace's future bandwidth.", "",
+              "| policy | seeds | val QoE (S3) | test QoE/chunk | 95 % CI | normalized | 95 % CI | kbps | rebuffer % | "
+              "switches/min |", "|---|---:|---:|---:|---|---:|---|---:|---:|---:|"]
     rows_by_policy = {**tested, **baselines}
-    stats = {name: summarize(rows) for name, rows in rows_by_policy.items()}
-    for name, s in stats.items():
+    summaries = {name: summarize(rows) for name, rows in rows_by_policy.items()}
+    for name, s in summaries.items():
         val = designs[name]["val_qoe"] if name in designs and designs[name]["val_qoe"] is not None else None
-        lines.append(f"| {name} | {'-' if val is None else f'{val:.3f}'} | {s['qoe_per_chunk']:.3f} | "
-                     f"{s['qoe_per_chunk_ci95'][0]:.3f} to {s['qoe_per_chunk_ci95'][1]:.3f} | {s['bitrate_kbps']:.0f} | "
+        mean, ci, norm, norm_ci = s["qoe_per_chunk"], s["qoe_per_chunk_ci95"], None, None
+        if stats is not None and name in stats.policies:
+            estimate = stats.policies[name]
+            mean, ci = estimate.mean, (estimate.low, estimate.high)
+            if name in stats.normalized:
+                n = stats.normalized[name]
+                norm, norm_ci = n.mean, (n.low, n.high)
+        seeds = len(by_seed.get(name, [])) or 1
+        lines.append(f"| {name} | {seeds} | {'-' if val is None else f'{val:.3f}'} | {mean:.3f} | {ci[0]:.3f} to "
+                     f"{ci[1]:.3f} | {'-' if norm is None else f'{norm:.3f}'} | "
+                     f"{'-' if norm_ci is None else f'{norm_ci[0]:.3f} to {norm_ci[1]:.3f}'} | {s['bitrate_kbps']:.0f} | "
                      f"{100 * s['rebuffer_ratio']:.2f} | {s['switches_per_min']:.2f} |")
+    if stats is not None:
+        lines += ["", "Paired differences on test (two-level bootstrap):", ""]
+        for name in by_seed:
+            for other in ("robustmpc", seed_name):
+                if other != name and other in stats.policies:
+                    verdict, line = comparison_text(stats, name, other)
+                    lines.append(f"- {line}: **{verdict}**")
+    stats_by_name = summaries
 
     funnel = archive.funnel()
     lines += ["", "## Cascade", "", "| " + " | ".join(funnel) + " |", "|" + "---:|" * len(funnel),
@@ -114,9 +148,9 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
                      f"{'-' if d['val_qoe'] is None else format(d['val_qoe'], '.3f')} | {d['reason'][:160]} |")
 
     figure, axes = plt.subplots(2, 3, figsize=(17, 8.5))
-    names = list(stats)
-    means = [stats[n]["qoe_per_chunk"] for n in names]
-    errors = np.array([[m - stats[n]["qoe_per_chunk_ci95"][0], stats[n]["qoe_per_chunk_ci95"][1] - m]
+    names = list(stats_by_name)
+    means = [stats_by_name[n]["qoe_per_chunk"] for n in names]
+    errors = np.array([[m - stats_by_name[n]["qoe_per_chunk_ci95"][0], stats_by_name[n]["qoe_per_chunk_ci95"][1] - m]
                        for n, m in zip(names, means)]).T
     axes[0, 0].bar(range(len(names)), means, yerr=errors, capsize=3,
                    color=["tab:orange" if n in tested else "tab:gray" for n in names])

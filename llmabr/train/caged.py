@@ -87,10 +87,11 @@ class Schedule:
 class TrustedRun:
     """One caged training run seen from the trusted side (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, out_dir: Path, val_traces, video, reference_curve, on_poll):
+    def __init__(self, config: TrainConfig, out_dir: Path, val_traces, video, reference_curve, on_poll,
+                 scale_qoe: float = 1.0):
         self.config, self.out_dir, self.val_traces, self.video = config, out_dir, val_traces, video
         self.on_poll, self.schedule = on_poll, Schedule(config)
-        self.rule = (EarlyStopRule(reference_curve, config.early_stop, config.total_steps)
+        self.rule = (EarlyStopRule(reference_curve, config.early_stop, config.total_steps, scale_qoe)
                      if config.early_stop.enabled and reference_curve else None)
         self.curve: list[dict] = []
         self.best, self.stopped_at, self.progress = -math.inf, None, {}
@@ -104,6 +105,7 @@ class TrustedRun:
         if qoe > self.best:
             self.best = qoe
             (self.out_dir / "policy_best.pt").write_bytes(weights)
+            write_json(self.out_dir / "val_best.json", rows)  # per-trace rows of the best checkpoint (promotion)
         if self.config.keep_checkpoints:  # for learning curves on test traces, scored after training
             (self.out_dir / "checkpoints").mkdir(exist_ok=True)
             (self.out_dir / "checkpoints" / f"policy_{steps:09d}.pt").write_bytes(weights)
@@ -199,8 +201,12 @@ class TrustedRun:
 
 
 def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: float = 3600.0,
-                on_poll=None, reference_curve: list[dict] | None = None, local_val: bool = False) -> dict:
+                on_poll=None, reference_curve: list[dict] | None = None, local_val: bool = False,
+                val_yardsticks: dict | None = None) -> dict:
     """Train in the cage with trusted validation; returns result.json's data (see the module docstring).
+
+    ``val_yardsticks`` ({"bb": QoE/chunk, "optimal": QoE/chunk} on the validation traces) scales S2's
+    margin; computed here when early stopping needs it and none is given (a search computes it once).
 
     ``local_val`` (``llmabr bench train`` only) scores validation inside the trainer's process, the
     pre-trust way, to time it side by side; such a run reports no validation numbers.
@@ -235,7 +241,12 @@ def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: fl
         request["local_val"] = "val_traces.npz"
     (cage_dir / "request.json").write_text(json.dumps(request))
     limits = CageLimits(wall_s=wall_s, cpu_s=int(wall_s * 2) + 60, address_space_bytes=8 << 30, file_bytes=1 << 30)
-    run = TrustedRun(config, out_dir, val_traces, video, reference_curve, on_poll)
+    if config.early_stop.enabled and reference_curve and val_yardsticks is None:
+        from llmabr.scoring.yardsticks import validation_yardsticks
+
+        val_yardsticks = validation_yardsticks(val_traces, video, config.mode, config.qoe)
+    scale_qoe = (val_yardsticks["optimal"] - val_yardsticks["bb"]) if val_yardsticks else 1.0
+    run = TrustedRun(config, out_dir, val_traces, video, reference_curve, on_poll, scale_qoe)
     outcome = run.run(cage_dir, limits, wall_s)
     wall = time.perf_counter() - started
     steps = int(outcome.pop("steps", 0) or 0)
@@ -249,6 +260,7 @@ def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: fl
         "best_val_qoe": run.best if run.curve else None,
         "final_val_qoe": run.curve[-1]["val_qoe"] if run.curve else None,
         "val_traces": [t.name for t in val_traces], "train_traces": len(train_traces), "reward_scale": reward_scale,
+        "val_yardsticks": val_yardsticks,
         "cage": {"returncode": run.trainer.process.returncode, "timed_out": bool(outcome.get("timed_out")),
                  "isolation": _isolation(cage_dir)},
     })

@@ -47,15 +47,13 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def write_csv(path: Path, rows_by_policy: dict[str, list[dict]]) -> None:
+    """One row per (policy, trace); columns are the union of every row's keys (the optimum adds its bound)."""
+    records = [{"policy": policy, **row} for policy, rows in rows_by_policy.items() for row in rows]
+    fields = list(dict.fromkeys(key for record in records for key in record))
     with open(path, "w", newline="") as handle:
-        writer = None
-        for policy, rows in rows_by_policy.items():
-            for row in rows:
-                record = {"policy": policy, **row}
-                if writer is None:
-                    writer = csv.DictWriter(handle, fieldnames=list(record))
-                    writer.writeheader()
-                writer.writerow(record)
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(records)
 
 
 def plot_cdf(path: Path, rows_by_policy: dict[str, list[dict]], title: str) -> None:

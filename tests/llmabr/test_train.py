@@ -117,14 +117,35 @@ def test_eval_cli_writes_summary_csv_and_cdf(trained, tmp_path, capsys):
     test_dir.mkdir()
     for trace in generate("broadband", 5, seed=77):
         write_cooked(trace, test_dir / trace.name)
-    assert main(["eval", str(out), "--traces", str(test_dir), "--baselines", "bb,robustmpc", "--json"]) == 0
+    assert main(["eval", str(out), "--traces", str(test_dir), "--baselines", "bb,robustmpc,optimal", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert set(summary) == {"pensieve", "bb", "robustmpc"}
+    assert set(summary) == {"pensieve", "bb", "robustmpc", "optimal"}
     low, high = summary["robustmpc"]["qoe_per_chunk_ci95"]
-    assert low <= summary["robustmpc"]["qoe_per_chunk"] <= high
+    assert low <= summary["robustmpc"]["qoe_per_chunk"] <= high and low < high
+    assert summary["bb"]["normalized"] == pytest.approx(0.0) and summary["optimal"]["normalized"] == pytest.approx(1.0)
+    norm_low, norm_high = summary["robustmpc"]["normalized_ci95"]
+    assert norm_low <= summary["robustmpc"]["normalized"] <= norm_high
+    versus = summary["optimal"]["pensieve_minus_this"]  # 3,000 steps of PPO against the offline optimum
+    assert versus["verdict"] == "worse" and versus["ci95"][1] < 0
     eval_dir = out / "eval-test_traces"
     assert (eval_dir / "cdf.png").stat().st_size > 1000
-    assert len((eval_dir / "per_trace.csv").read_text().strip().splitlines()) == 1 + 3 * 5
+    assert len((eval_dir / "per_trace.csv").read_text().strip().splitlines()) == 1 + 4 * 5
+
+
+def test_eval_cli_takes_the_seeds_of_one_design_and_refuses_mixed_designs(trained, tmp_path, capsys):
+    out, _ = trained
+    test_dir = tmp_path / "t"
+    test_dir.mkdir()
+    for trace in generate("broadband", 4, seed=78):
+        write_cooked(trace, test_dir / trace.name)
+    args = ["eval", str(out), str(out), "--traces", str(test_dir), "--baselines", "bb,optimal", "--out", str(tmp_path / "e")]
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pensieve"]["seeds"] == 2
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "result.json").write_text(json.dumps({**json.loads((out / "result.json").read_text()), "design": "x"}))
+    assert main(["eval", str(out), str(other), "--traces", str(test_dir)]) == 2
+    assert "different designs" in capsys.readouterr().err
 
 
 def test_early_stop_rule():
@@ -138,6 +159,20 @@ def test_early_stop_rule():
     assert not rule.should_stop(500, 0.7)  # back within the margin: strikes reset
     assert not rule.should_stop(600, 0.5)
     assert rule.should_stop(700, 0.5) and "below the seed design" in rule.reason
+
+
+@pytest.mark.parametrize("scale_qoe, val_qoe, stops", [(1.0, 0.8, True), (10.0, 0.8, False), (10.0, -0.1, True)])
+def test_early_stop_margin_is_a_share_of_the_bb_to_optimum_distance(scale_qoe, val_qoe, stops):
+    """margin 0.1 of a 1-QoE scale is 0.1 QoE; of a 10-QoE scale (a 5g ladder) 1 QoE: one rule for every type."""
+    from llmabr.train.early_stop import EarlyStopConfig, EarlyStopRule
+
+    reference = [{"steps": 0, "val_qoe": 1.0}, {"steps": 1000, "val_qoe": 1.0}]
+    rule = EarlyStopRule(reference, EarlyStopConfig(enabled=True, margin=0.1, min_fraction=0.0, patience=1), 1000,
+                         scale_qoe=scale_qoe)
+    assert rule.margin_qoe == pytest.approx(0.1 * scale_qoe)
+    assert rule.should_stop(500, val_qoe) is stops
+    with pytest.raises(ValueError, match="optimum above BB"):
+        EarlyStopRule(reference, EarlyStopConfig(enabled=True), 1000, scale_qoe=0.0)
 
 
 def test_training_stops_early_behind_the_reference(tmp_path):

@@ -48,7 +48,7 @@ def no_llm_env(monkeypatch):
 def test_embedded_search_runs_the_cascade_and_reports(tmp_path, monkeypatch, capsys):
     no_llm_env(monkeypatch)
     run = tmp_path / "run"
-    assert main(["search", "--out", str(run), "--set", "budget.designs=2", *TINY]) == 0
+    assert main(["search", "--out", str(run), "--set", "budget.designs=2", *TINY, "--set", "budget.train_seeds=2"]) == 0
     archive = Archive(run)
     funnel = archive.funnel()
     assert funnel["proposed"] == 3 and funnel["screened"] == 3  # the seed and two offline designs
@@ -60,14 +60,28 @@ def test_embedded_search_runs_the_cascade_and_reports(tmp_path, monkeypatch, cap
     assert all(task["status"] == "done" for task in archive.tasks())
     report = (run / "report.md").read_text()
     assert "offline proposer, no LLM endpoint configured" in report and "**Verdict:**" in report
-    assert "paired bootstrap" in report and "robustmpc" in report and (run / "report.png").stat().st_size > 10_000
+    assert "training seeds (2 per design)" in report and "recordings" in report and "normalized" in report
+    assert "| optimal | 1 |" in report and "| bb | 1 |" in report and (run / "report.png").stat().st_size > 10_000
+    assert any(verdict in report for verdict in ("is better than", "is worse than", "no significant difference",
+                                                 "itself was best on validation"))
     assert "Verdict" in capsys.readouterr().out  # the search ends by printing its verdict
     assert main(["archive", "list", str(run), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {d["name"] for d in listed} == {d["name"] for d in archive.designs()}
     target = tmp_path / "promoted"
-    assert main(["archive", "promote", str(run), finalists[0], "--to", str(target)]) == 0
-    assert json.loads((target / "metrics.json").read_text())["test_qoe"] is not None
+    capsys.readouterr()
+    assert main(["archive", "promote", str(run), "seed-pensieve", "--to", str(target)]) == 2  # never the seed itself
+    assert "not better than the seed design" in capsys.readouterr().err and not target.exists()
+    candidate = next(name for name in finalists if name != "seed-pensieve")
+    code = main(["archive", "promote", str(run), candidate, "--to", str(target)])
+    from llmabr.cli.archive_cmd import validation_verdict
+
+    verdict, why = validation_verdict(archive, candidate)
+    assert (code == 0) == (verdict == "better") and "seeds" in why  # promoted only when better on validation
+    if code != 0:
+        assert main(["archive", "promote", str(run), candidate, "--to", str(target), "--force"]) == 0
+    metrics = json.loads((target / "metrics.json").read_text())
+    assert metrics["test_qoe"] is not None and metrics["versus_seed_on_validation"]["verdict"] == verdict
 
 
 def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypatch):
