@@ -4,6 +4,12 @@ Runs the deterministic test protocol (``simulator.baselines.protocol``): every t
 sorted order, start row 1, no noise, the first chunk (fetched at level 1) excluded. Prints per
 trace the QoE sum over chunks 1..end, the total rebuffer time and the mean bitrate, then the
 means and the mean per-chunk QoE; ``--json`` prints one JSON object instead.
+
+``--algo optimal`` is the offline-optimal bound (``simulator.baselines.optimal``): a dynamic
+program that knows each trace's future picks a level sequence, which is replayed under the same
+protocol; each row also shows an upper bound on any sequence's QoE sum (JSON: ``upper_bound``,
+``gap_bound``, ``levels``). ``--grid-scale`` refines or coarsens its grid; ``--no-bound`` skips
+the upper bound.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-ALGORITHMS = ("bb", "rb", "bola", "fastmpc", "robustmpc")
+ALGORITHMS = ("bb", "rb", "bola", "fastmpc", "robustmpc", "optimal")
 NETWORK_TYPES = ("broadband", "3g", "4g", "5g", "satellite")
 
 
@@ -33,6 +39,11 @@ def add_parser(commands) -> None:
     baseline.add_argument("--backend", choices=["c", "reference"], default="c",
                           help="simulator backend (reference: the slow pure-Python specification)")
     baseline.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    optimal = baseline.add_argument_group("--algo optimal (the offline-optimal bound)")
+    optimal.add_argument("--grid-scale", type=float, default=1.0,
+                         help="multiply every merge cell of its grid (default 1: 0.1 s buffer cells; 0.5 is twice "
+                              "as fine: slower, closer to the optimum, a tighter upper bound)")
+    optimal.add_argument("--no-bound", action="store_true", help="skip the upper bound (about 60%% of the time)")
     baseline.set_defaults(handler=run)
 
 
@@ -66,8 +77,14 @@ def run(args) -> int:
     try:
         traces = load_trace_dir(args.traces)
         video = _video(args)
-        result = run_test_protocol(args.algo, traces, video, mode=mode, as_committed=args.as_committed,
-                                   qoe=args.qoe, backend=args.backend)
+        if args.algo == "optimal":
+            from simulator.baselines.optimal import Grid, run_optimal
+
+            result = run_optimal(traces, video, mode=mode, qoe=args.qoe, grid=Grid().scaled(args.grid_scale),
+                                 bound=not args.no_bound, backend=args.backend, progress=None)
+        else:
+            result = run_test_protocol(args.algo, traces, video, mode=mode, as_committed=args.as_committed,
+                                       qoe=args.qoe, backend=args.backend)
     except (TraceError, VideoProfileError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -89,14 +106,21 @@ def _print_table(result: dict) -> None:
              f"video {settings['video']}, mode {settings['mode']}, QoE {settings['qoe']}, "
              f"chunks 1..{settings['chunks_scored']}")
     print(title)
+    bounded = mean.get("upper_bound") is not None  # the optimal bound: its upper bound beside each sum
     table = Table()
     table.add_column("trace")
-    for header in ("QoE sum", "rebuffer s", "mean kbps"):
+    for header in ("QoE sum", "rebuffer s", "mean kbps") + (("upper bound",) if bounded else ()):
         table.add_column(header, justify="right")
     for row in result["per_trace"]:
-        table.add_row(row["name"], f"{row['qoe_sum']:.4f}", f"{row['rebuffer_s']:.4f}", f"{row['bitrate_kbps']:.2f}")
+        bound = (f"{row['upper_bound']:.4f}",) if bounded else ()
+        table.add_row(row["name"], f"{row['qoe_sum']:.4f}", f"{row['rebuffer_s']:.4f}", f"{row['bitrate_kbps']:.2f}",
+                      *bound)
     table.add_section()
+    bound = (f"{mean['upper_bound']:.4f}",) if bounded else ()
     table.add_row("mean", f"{mean['qoe_sum']:.4f}", f"{mean['rebuffer_s']:.4f}", f"{mean['bitrate_kbps']:.2f}",
-                  style="bold")
+                  *bound, style="bold")
     Console(width=max(120, Console().width)).print(table)
     print(f"mean QoE per chunk: {mean['qoe_per_chunk']:.4f}")
+    if bounded:
+        print(f"upper bound on any level sequence's mean QoE per chunk: {mean['upper_bound_per_chunk']:.4f} "
+              f"(planned in {settings['plan_s']:.1f} s)")

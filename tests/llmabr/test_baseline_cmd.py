@@ -69,3 +69,28 @@ def test_missing_trace_folder_exits_2(tmp_path, capsys):
 ])
 def test_network_type_guessed_from_the_trace_path(path, expected):
     assert guess_network_type(path) == expected
+
+
+def test_cli_prints_optimal_rows_with_bounds(trace_dir, capsys):
+    folder = trace_dir
+    argv = ["baseline", "--traces", str(folder), "--video", "envivio-synth"]
+    assert main(argv + ["--algo", "optimal", "--json", "--grid-scale", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--algo", "robustmpc", "--json"]) == 0
+    robust = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in result["per_trace"]] == ["a_trace", "b_trace"]
+    for mine, theirs in zip(result["per_trace"], robust["per_trace"]):
+        assert {"levels", "upper_bound", "gap_bound", "dp_qoe_sum"} <= set(mine) and len(mine["levels"]) == 48
+        assert mine["qoe_sum"] >= theirs["qoe_sum"] - 1e-6
+    assert result["mean"]["qoe_sum"] >= robust["mean"]["qoe_sum"] and "qoe_sum" in result["mean"]
+    assert result["settings"]["grid"]["search_buffer_s"] == pytest.approx(0.2)
+    assert main(argv + ["--algo", "optimal", "--compat", "pensieve"]) == 0
+    out = capsys.readouterr().out
+    assert "upper bound" in out and "chunks 1..47" in out and "a_trace" in out
+    assert main(argv + ["--algo", "optimal", "--json", "--no-bound"]) == 0
+    unbounded = json.loads(capsys.readouterr().out)
+    assert unbounded["mean"]["upper_bound"] is None and unbounded["per_trace"][0]["gap_bound"] is None
+    assert main(argv + ["--algo", "optimal", "--as-committed"]) == 2
+
+
+# -- the real test sets (../shared) ----------------------------------------------------------------
