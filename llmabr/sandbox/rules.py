@@ -36,6 +36,15 @@ DENIED_ATTRIBUTES = frozenset({
     "register_backward_hook", "register_module_forward_hook",
 })
 
+# Attributes of imported modules and library objects that change process-wide state (global module
+# hooks, grad mode, random and error state, default dtypes): denied on anything S0 traces back to an
+# import, so `torch.set_grad_enabled(False)` and `nn.modules.module.register_module_forward_pre_hook`
+# are refused while a design's own `self.register_buffer(...)` is not.
+GLOBAL_STATE_PREFIXES = ("set_", "register_")
+GLOBAL_STATE_ATTRIBUTES = frozenset({
+    "seterr", "seterrcall", "setbufsize", "use_deterministic_algorithms",
+})
+
 # Dunder attributes a design may use (nn.Module subclasses must call super().__init__()).
 ALLOWED_DUNDERS = frozenset({"__init__"})
 
