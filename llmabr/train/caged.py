@@ -96,7 +96,7 @@ class TrustedRun:
         self.curve: list[dict] = []
         self.best, self.stopped_at, self.progress = -math.inf, None, {}
 
-    def score(self, weights: bytes, steps: int) -> float:
+    def score(self, weights: bytes, steps: int, final: bool = False) -> float:
         rows = self.actor.evaluate(weights, self.val_traces, self.video, self.config.mode, self.config.qoe)
         qoe = sum(row["qoe_per_chunk"] for row in rows) / len(rows)
         self.curve.append({"steps": steps, "wall_s": time.perf_counter() - self.started,
@@ -108,7 +108,9 @@ class TrustedRun:
             write_json(self.out_dir / "val_best.json", rows)  # per-trace rows of the best checkpoint (promotion)
         if self.config.keep_checkpoints:  # for learning curves on test traces, scored after training
             (self.out_dir / "checkpoints").mkdir(exist_ok=True)
-            (self.out_dir / "checkpoints" / f"policy_{steps:09d}.pt").write_bytes(weights)
+            # the final weights may share a step count with the last checkpoint (taken before that rollout's update)
+            name = f"policy_{steps:09d}_final.pt" if final else f"policy_{steps:09d}.pt"
+            (self.out_dir / "checkpoints" / name).write_bytes(weights)
         return qoe
 
     def on_checkpoint(self, header: dict, weights) -> str:
@@ -160,7 +162,7 @@ class TrustedRun:
                     if header.get("steps") != expected or not isinstance(payload, bytes):
                         raise ScoringError(f"the trainer ended at {header.get('steps')} steps where the schedule "
                                            f"says {expected:,}")
-                    self.score(payload, expected)
+                    self.score(payload, expected, final=True)
                     (self.out_dir / "policy_final.pt").write_bytes(payload)
                     wire.send(to_trainer, {"op": "ok"})
                     return {"status": "ok", "reason": "", "steps": expected}

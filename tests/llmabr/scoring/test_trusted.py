@@ -115,3 +115,35 @@ def test_weights_that_do_not_fit_are_a_scoring_error_and_the_actor_survives_them
                 actor.evaluate(junk, traces, "envivio", config.mode, config.qoe)
         rows = actor.evaluate((run / "policy_best.pt").read_bytes(), traces, "envivio", config.mode, config.qoe)
         assert len(rows) == 3  # the same process scores the next evaluation
+
+
+def _scored_cases():
+    from tests.llmabr.hostile.tamper_cases import SCORED_AS_UNTAMPERED, TAMPER_CASES
+
+    return [case for case in TAMPER_CASES if case.expect == SCORED_AS_UNTAMPERED]
+
+
+@pytest.mark.parametrize("case", _scored_cases(), ids=lambda case: case.id)
+def test_tampering_that_passes_s0_is_scored_exactly_as_the_untampered_seed(case, tmp_path):
+    """The corpus's cases that S0 lets through train normally; every validation point and the test score
+    equal those of the same weights played through designs/pensieve."""
+    from llmabr.sandbox.static import check_design_sources
+
+    design = load_design(SEED).with_(name=f"tamper-{case.id}".replace("_", "-"), state_source=case.state_source,
+                                     net_source=case.net_source)
+    folder = write_design(design, tmp_path / "design")
+    assert check_design_sources(case.state_source, case.net_source).passed  # a case S0 lets through
+    config = load_config(None, ["total_steps=768", "eval_every_steps=384", "ppo.n_envs=8", "ppo.batch_size=128",
+                                "synthetic_count=8", "val_max_traces=3", "keep_checkpoints=true"])
+    result = train_caged(folder, config, tmp_path / "run", wall_s=300)
+    assert result["status"] == "ok", result["reason"]
+    curve = json.loads((tmp_path / "run" / "curve.json").read_text())
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("policy_*.pt"))
+    _, val_traces, video = load_data(config)
+    untampered = score_weights(SEED, checkpoints, val_traces, video, config.mode, config.qoe)
+    assert [point["val_qoe"] for point in curve] == [np.mean([row["qoe_per_chunk"] for row in rows])
+                                                      for rows in untampered.values()]
+    traces = generate("broadband", 3, seed=92)
+    reported = evaluate_caged(tmp_path / "run", traces, "envivio", config.mode, config.qoe, "policy_best.pt")
+    assert reported == score_weights(SEED, [tmp_path / "run" / "policy_best.pt"], traces, "envivio", config.mode,
+                                     config.qoe)["policy_best.pt"]
