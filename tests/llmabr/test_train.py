@@ -159,6 +159,7 @@ def test_early_stop_rule():
     assert not rule.should_stop(500, 0.7)  # back within the margin: strikes reset
     assert not rule.should_stop(600, 0.5)
     assert rule.should_stop(700, 0.5) and "below the seed design" in rule.reason
+    assert not rule.should_stop(1000, 0.0)  # at the end of the budget a stop saves nothing: no verdict
 
 
 @pytest.mark.parametrize("scale_qoe, val_qoe, stops", [(1.0, 0.8, True), (10.0, 0.8, False), (10.0, -0.1, True)])
