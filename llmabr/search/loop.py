@@ -219,6 +219,16 @@ class Search:
             return
         screened = [d for d in self.archive.top(stage="screened") if d["name"] != SEED_NAME]
         finalists = [d["name"] for d in screened[:self.config.budget.top_k]]
+        if len(finalists) < self.config.budget.top_k:
+            # S2 stopped (nearly) every design: S3 still compares the best of them with the seed on equal budgets,
+            # rather than ending the search with nothing to compare (their S2 verdict stays in their reason).
+            stopped = sorted((d for d in self.archive.designs() if d["name"] != SEED_NAME and d["stage"] == "screened"
+                              and d["status"] == "rejected" and d["reason"].startswith("S2: stopped early")
+                              and d["val_qoe"] is not None), key=lambda d: -d["val_qoe"])
+            for design in stopped[:self.config.budget.top_k - len(finalists)]:
+                self.archive.update(design["name"], status="ok",
+                                    reason=f"a finalist although S2 stopped it (too few designs passed S2): {design['reason']}")
+                finalists.append(design["name"])
         seed = self.archive.design(SEED_NAME)
         chosen = finalists + ([SEED_NAME] if seed and seed["status"] == "ok" else [])
         self.archive.set_meta("finalists", chosen)

@@ -84,6 +84,22 @@ def test_embedded_search_runs_the_cascade_and_reports(tmp_path, monkeypatch, cap
     assert metrics["test_qoe"] is not None and metrics["versus_seed_on_validation"]["verdict"] == verdict
 
 
+def test_when_s2_stops_every_design_the_best_stopped_ones_still_meet_the_seed_in_s3(tmp_path, monkeypatch):
+    """A margin of -100 puts every candidate 'below' the seed's curve: S2 stops them all, yet S3 compares the best
+    of them with the seed on equal budgets instead of ending with nothing to compare."""
+    no_llm_env(monkeypatch)
+    run = tmp_path / "run"
+    assert main(["search", "--out", str(run), "--set", "budget.designs=2", *TINY,
+                 "--set", "train.early_stop.margin=-100"]) == 0
+    archive = Archive(run)
+    finalists = archive.meta("finalists")
+    candidates = [name for name in finalists if name != "seed-pensieve"]
+    assert "seed-pensieve" in finalists and len(candidates) == 1
+    design = archive.design(candidates[0])
+    assert design["reason"].startswith("a finalist although S2 stopped it") and design["stage"] == "tested"
+    assert "**Verdict:**" in (run / "report.md").read_text()
+
+
 def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypatch):
     no_llm_env(monkeypatch)
     run = tmp_path / "run"
