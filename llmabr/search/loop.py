@@ -219,7 +219,7 @@ class Search:
             return
         screened = [d for d in self.archive.top(stage="screened") if d["name"] != SEED_NAME]
         finalists = [d["name"] for d in screened[:self.config.budget.top_k]]
-        if len(finalists) < self.config.budget.top_k:
+        if len(finalists) < self.config.budget.top_k and self.config.budget.train_seeds > 0:
             # S2 stopped (nearly) every design: S3 still compares the best of them with the seed on equal budgets,
             # rather than ending the search with nothing to compare (their S2 verdict stays in their reason).
             stopped = sorted((d for d in self.archive.designs() if d["name"] != SEED_NAME and d["stage"] == "screened"
