@@ -136,6 +136,23 @@ def _tail(path: Path, limit: int = 4000) -> str:
     return data[-limit:].decode("utf-8", "replace")
 
 
+def process_state(process: subprocess.Popen) -> str:
+    """"still running", "exited with status N" or "killed by signal N" (for error messages)."""
+    code = process.poll()
+    if code is None:
+        return "still running"
+    return f"exited with status {code}" if code >= 0 else f"killed by signal {-code}"
+
+
+def last_line(path: Path) -> str:
+    """": <last non-empty line of the file>" (300 characters at most), or "" when there is none."""
+    try:
+        lines = [line for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1][:300]}" if lines else ""
+
+
 def kill_tree(session_id: int, uid: int | None) -> None:
     try:
         os.killpg(session_id, signal.SIGKILL)

@@ -92,16 +92,10 @@ class CagedActor:
             raise ScoringError(f"the caged design process failed ({error}; {self._state()})" + self._stderr_line()) from None
 
     def _state(self) -> str:
-        code = self.child.process.poll()
-        return "still running" if code is None else (
-            f"exited with status {code}" if code >= 0 else f"killed by signal {-code}")
+        return cage.process_state(self.child.process)
 
     def _stderr_line(self) -> str:
-        try:
-            lines = [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]
-        except OSError:
-            return ""
-        return f": {lines[-1][:300]}" if lines else ""
+        return cage.last_line(self.stderr_path)
 
     def ask(self, header: dict, payload=None, timeout_s: float | None = None) -> tuple[dict, object]:
         """Send one frame and read the answer; an ``error`` answer raises ``ScoringError``."""

@@ -184,12 +184,7 @@ class CagedBackend:
         raise _ChildDied(self._dead)
 
     def _stderr_line(self) -> str:
-        try:
-            lines = [line for line in (self.workdir / "stderr.txt").read_text(errors="replace").splitlines()
-                     if line.strip()]
-        except OSError:
-            return ""
-        return f": {lines[-1][:300]}" if lines else ""
+        return cage.last_line(self.workdir / "stderr.txt")
 
     def _ask(self, row: np.ndarray) -> dict:
         try:

@@ -189,18 +189,10 @@ class TrustedRun:
                 self.actor.close()
 
     def _trainer_state(self) -> str:
-        code = self.trainer.process.poll()
-        if code is None:
-            return "still running"
-        return f"exited with status {code}" if code >= 0 else f"killed by signal {-code}"
+        return cage.process_state(self.trainer.process)
 
     def _stderr_line(self) -> str:
-        try:
-            lines = [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]
-        except OSError:
-            return ""
-        return f": {lines[-1][:300]}" if lines else ""
-
+        return cage.last_line(self.stderr_path)
 
 def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: float = 3600.0,
                 on_poll=None, reference_curve: list[dict] | None = None, local_val: bool = False,
