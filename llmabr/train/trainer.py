@@ -13,7 +13,6 @@ validation traces in its own process, keeps the best, and says whether to go on.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -32,12 +31,6 @@ from simulator.baselines.protocol import run_test_protocol
 from simulator.config import SimConfig
 from simulator.envs import AbrSB3VecEnv
 from simulator.video import load_profile_json
-
-
-def write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    tmp.replace(path)
 
 
 class GreedyPolicy:
