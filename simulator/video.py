@@ -2,24 +2,34 @@
 
 Built-in profiles (``load_profile(name)``; every one has 49 chunks of 4 s):
 
-| name             | ladder (kbps)                                | sizes from                                  | for                 |
-|------------------|----------------------------------------------|---------------------------------------------|---------------------|
-| ``envivio``      | 300, 750, 1200, 1850, 2850, 4300             | ``../shared/video/envivio`` (Pensieve's     | broadband, 3g       |
-|                  |                                              | real VBR encode); never stored in the repo  |                     |
-| ``envivio-synth``| 300, 750, 1200, 1850, 2850, 4300             | ``generate_vbr_profile`` (seed 1)           | broadband, 3g       |
-|                  |                                              |                                             | without ../shared   |
-| ``high-4g``      | 2000, 4000, 8000, 12000, 16000, 20000        | ``generate_vbr_profile`` (seed 2)           | 4g                  |
-| ``high-5g``      | 20000, 40000, 60000, 80000, 110000, 160000   | ``generate_vbr_profile`` (seed 3)           | 5g                  |
-| ``high-satellite`` | 5000, 10000, 20000, 40000, 70000, 110000   | ``generate_vbr_profile`` (seed 4)           | satellite           |
+| name                    | ladder (kbps)                                | sizes from                                  | for                 |
+|-------------------------|----------------------------------------------|---------------------------------------------|---------------------|
+| ``envivio``             | 300, 750, 1200, 1850, 2850, 4300             | ``../shared/video/envivio`` (Pensieve's     | broadband, 3g       |
+|                         |                                              | real VBR encode); never stored in the repo  |                     |
+| ``envivio-synth``       | 300, 750, 1200, 1850, 2850, 4300             | ``generate_vbr_profile`` (seed 1)           | broadband, 3g       |
+|                         |                                              |                                             | without ../shared   |
+| ``service-4g``          | 600, 1600, 3400, 5800, 11600, 16800          | ``generate_vbr_profile`` (seed 5)           | 4g                  |
+| ``service-5g``          | 900, 4500, 16800, 40000, 80000, 160000       | ``generate_vbr_profile`` (seed 6)           | 5g                  |
+| ``service-satellite``   | 900, 4500, 16800, 40000, 68000, 110000       | ``generate_vbr_profile`` (seed 7)           | satellite           |
+| ``high-4g``             | 2000, 4000, 8000, 12000, 16000, 20000        | ``generate_vbr_profile`` (seed 2)           | 4g, SIGCOMM'21 set  |
+| ``high-5g``             | 20000, 40000, 60000, 80000, 110000, 160000   | ``generate_vbr_profile`` (seed 3)           | 5g, SIGCOMM'21 set  |
+| ``high-satellite``      | 5000, 10000, 20000, 40000, 70000, 110000     | ``generate_vbr_profile`` (seed 4)           | satellite, earlier  |
 
+* The ``service-*`` ladders (the 4g / 5g / satellite defaults) are rungs real services publish,
+  so a dip has a rung under 1 Mbps while the top stays high (``traces/README.md`` cites each rung):
+  Apple's "HLS Authoring Specification for Apple Devices" HEVC ladder (540p 600, 900, 1600; 720p
+  3400; 1080p 4500, 5800; 2160p 11600, 16800 kbps) and, above it, YouTube Help's "Recommended
+  upload encoding settings" (SDR 4K 35-45 Mbps at 24-30 fps, 53-68 at 48-60 fps; 8K 80-160 Mbps):
+  40000, 68000, 80000, 110000, 160000 kbps (160 Mbps is also the SIGCOMM'21 study's 5G top).
+  YouTube's are upload bitrates: they stand for a service that streams at source quality.
 * ``high-4g`` and ``high-5g`` are the 4G and 5G ladders of the SIGCOMM'21 5G study whose
-  Lumos5G traces sit in ../shared/traces (its ``mpc_server.py``; no video was copied).
+  Lumos5G traces sit in ../shared/traces (its ``mpc_server.py``; no video was copied); they and
+  ``high-satellite`` were the 4g / 5g / satellite defaults before the ``service-*`` ladders and
+  stay, unchanged, for that study's setting and earlier results (``--video high-4g``). In a dip
+  their bottom rungs (2, 20, 5 Mbps) are the lowest there is.
 * ``high-satellite`` is ours, chosen from the Starlink traces (pooled, time-weighted: p10 20,
   median 138, p90 235 Mbps): the bottom rung (5 Mbps) is under the p10 and is sustained ~96% of
-  the time, the top rung (110 Mbps) sits under the median and is sustained ~62% of the time, so
-  the choice of level matters on most traces (with Envivio's 4.3 Mbps top, 96% of the time
-  would allow the top level and every algorithm would look alike). Rungs roughly double at the
-  bottom and grow ~1.6x at the top, like Envivio's ladder.
+  the time, the top rung (110 Mbps) sits under the median and is sustained ~62% of the time.
 * Synthetic sizes are variable-bitrate like Envivio's: per-chunk sizes are lognormal around the
   nominal ``bitrate x chunk_s`` with a per-chunk "scene complexity" shared by all levels. The
   coefficient of variation of chunk sizes (0.095) and the mean correlation between levels (0.87)
@@ -165,14 +175,28 @@ SYNTHETIC_PROFILES: dict[str, tuple[tuple[float, ...], int, str]] = {
         (5000.0, 10000.0, 20000.0, 40000.0, 70000.0, 110000.0), 4,
         "Starlink ladder (5-110 Mbps: bottom under the traces' p10, top under their median), synthetic VBR",
     ),
+    "service-4g": (
+        (600.0, 1600.0, 3400.0, 5800.0, 11600.0, 16800.0), 5,
+        "Apple HLS Authoring Specification HEVC rungs, 540p-2160p (0.6-16.8 Mbps), synthetic VBR chunk sizes",
+    ),
+    "service-5g": (
+        (900.0, 4500.0, 16800.0, 40000.0, 80000.0, 160000.0), 6,
+        "Apple HLS HEVC rungs 540p-2160p and YouTube's recommended 4K / 8K upload bitrates (0.9-160 Mbps), "
+        "synthetic VBR chunk sizes",
+    ),
+    "service-satellite": (
+        (900.0, 4500.0, 16800.0, 40000.0, 68000.0, 110000.0), 7,
+        "Apple HLS HEVC rungs 540p-2160p and YouTube's recommended 4K / 8K upload bitrates (0.9-110 Mbps), "
+        "synthetic VBR chunk sizes",
+    ),
 }
 
 DEFAULT_PROFILE_BY_NETWORK = {
     "broadband": "envivio",
     "3g": "envivio",
-    "4g": "high-4g",
-    "5g": "high-5g",
-    "satellite": "high-satellite",
+    "4g": "service-4g",
+    "5g": "service-5g",
+    "satellite": "service-satellite",
 }
 
 

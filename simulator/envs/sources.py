@@ -84,7 +84,7 @@ def resolve_video(video: VideoLike, traces: TracesLike) -> VideoProfile:
     if network is None:
         raise ValueError(
             "video= is required unless traces= names a network type; pass a VideoProfile, a profile "
-            "name (e.g. 'envivio', 'envivio-synth', 'high-4g') or a folder of video_size_N files"
+            "name (e.g. 'envivio', 'envivio-synth', 'service-4g') or a folder of video_size_N files"
         )
     return load_profile(default_profile(network))
 

@@ -304,7 +304,7 @@ def test_network_type_names_use_the_generator_and_default_video(monkeypatch):
     monkeypatch.setattr("simulator.traces.generate", fake_generate, raising=False)
     env = AbrEnv("4G", seed=0)
     assert calls and calls[0][0] == "4g"
-    assert env.video.name == "high-4g"
+    assert env.video.name == "service-4g"
 
 
 @pytest.mark.parametrize("traces, error, match", [

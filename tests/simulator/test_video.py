@@ -11,6 +11,7 @@ import pytest
 
 from simulator import video as video_mod
 from simulator.video import (
+    DEFAULT_PROFILE_BY_NETWORK,
     ENVIVIO_CROSS_LEVEL_CORR,
     ENVIVIO_LADDER_KBPS,
     ENVIVIO_SIZE_CV,
@@ -64,6 +65,46 @@ def test_synthetic_vbr_statistics_near_envivio_constants(name):
     assert corr == pytest.approx(ENVIVIO_CROSS_LEVEL_CORR, abs=0.05)
 
 
+# The service ladders (issue 17): rungs from Apple's HLS Authoring Specification (HEVC) and
+# YouTube's recommended upload bitrates, each next to the high-* ladder it replaced as the default.
+SERVICE_LADDERS = {
+    "4g": ("service-4g", (600, 1600, 3400, 5800, 11600, 16800), "high-4g"),
+    "5g": ("service-5g", (900, 4500, 16800, 40000, 80000, 160000), "high-5g"),
+    "satellite": ("service-satellite", (900, 4500, 16800, 40000, 68000, 110000), "high-satellite"),
+}
+# The previous defaults stay under their names with their ladders (the SIGCOMM'21 5G study's setting).
+HIGH_LADDERS = {
+    "high-4g": (2000, 4000, 8000, 12000, 16000, 20000),
+    "high-5g": (20000, 40000, 60000, 80000, 110000, 160000),
+    "high-satellite": (5000, 10000, 20000, 40000, 70000, 110000),
+}
+
+
+@pytest.mark.parametrize("network", sorted(SERVICE_LADDERS))
+def test_service_ladders_are_the_defaults_reach_below_1_mbps_and_keep_high_rungs(network):
+    name, ladder_kbps, previous = SERVICE_LADDERS[network]
+    assert default_profile_name(network) == name
+    profile = load_profile(name)
+    np.testing.assert_array_equal(profile.bitrates_kbps, ladder_kbps)
+    assert profile.n_levels == 6 and np.all(np.diff(profile.bitrates_kbps) > 0)
+    assert profile.bitrates_kbps[0] <= 1000
+    # the low end reaches under the old bottom rung; the high end keeps the old ladder's high rungs
+    old_ladder_kbps = HIGH_LADDERS[previous]
+    assert profile.bitrates_kbps[0] < old_ladder_kbps[0]
+    assert profile.bitrates_kbps[-1] >= old_ladder_kbps[-2]
+    assert profile.bitrates_kbps[-1] >= 10 * profile.bitrates_kbps[0]
+    # chunk counts, mean bitrates, CV and cross-level correlation: the BUILTIN_SYNTHETIC tests above
+    assert name in BUILTIN_SYNTHETIC
+
+
+@pytest.mark.parametrize("name", sorted(HIGH_LADDERS))
+def test_previous_high_profiles_still_load_with_their_ladders(name):
+    profile = load_profile(name)
+    assert profile.name == name and profile.chunk_bytes.shape == (6, 49)
+    np.testing.assert_array_equal(profile.bitrates_kbps, HIGH_LADDERS[name])
+    assert name not in DEFAULT_PROFILE_BY_NETWORK.values()
+
+
 @pytest.mark.parametrize("size_cv,corr", [(0.05, 0.5), (0.2, 0.95), (0.1, 0.0)])
 def test_generator_hits_requested_statistics_and_is_seeded(size_cv, corr):
     make = lambda seed: generate_vbr_profile("x", [1000, 2000, 4000, 8000], n_chunks=400, seed=seed,
@@ -100,10 +141,10 @@ def test_envivio_absent_names_the_synthetic_alternative(monkeypatch):
 
 
 def test_default_profiles_per_network_type(monkeypatch, caplog):
-    assert default_profile_name("4g") == "high-4g"
-    assert default_profile_name("5G") == "high-5g"
-    assert default_profile_name("satellite") == "high-satellite"
-    assert default_profile("satellite").name == "high-satellite"
+    assert default_profile_name("4g") == "service-4g"
+    assert default_profile_name("5G") == "service-5g"
+    assert default_profile_name("satellite") == "service-satellite"
+    assert default_profile("satellite").name == "service-satellite"
     monkeypatch.setattr(video_mod, "shared_dir", lambda: None)
     with caplog.at_level(logging.WARNING, logger="simulator.video"):
         assert default_profile_name("3g") == "envivio-synth"
