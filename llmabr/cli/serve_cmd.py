@@ -1,6 +1,7 @@
 """``llmabr serve --policy DIR``: an HTTP ABR server (FastAPI + uvicorn) for any player.
 
-DIR is an export folder (``llmabr export``: served with onnxruntime in this process) or a
+DIR is a policy folder (``policy.onnx`` + ``layout.json``, as ``llmabr export`` writes them or a
+shipped ``designs/<type>/<name>/`` holds them: served with onnxruntime in this process) or a
 trained run folder whose design could not be exported (served by one caged child process).
 The request schema is in README ("The HTTP server").
 """
@@ -13,8 +14,9 @@ from pathlib import Path
 
 def add_parser(commands) -> None:
     serve = commands.add_parser("serve", help="serve ABR decisions over HTTP (/v1/decide, Pensieve's POST /, /healthz)")
-    serve.add_argument("--policy", required=True, help="export folder (policy.onnx + layout.json), or a trained run "
-                                                        "folder / RUN:NAME (served through the cage)")
+    serve.add_argument("--policy", required=True, help="policy folder (policy.onnx + layout.json: an export or a "
+                                                        "shipped designs/<type>/<name>/), or a trained run folder / "
+                                                        "RUN:NAME (served through the cage)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     serve.add_argument("--port", type=int, default=8333, help="port (default 8333, Pensieve's)")
     serve.add_argument("--video", help="video profile for a run folder's layout (default: the run's)")

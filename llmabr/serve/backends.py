@@ -1,7 +1,8 @@
 """Where ``llmabr serve`` gets logits from: an exported graph in-process, or a caged child process.
 
-* ``OnnxBackend(folder)``: ``policy.onnx`` + ``layout.json`` from ``llmabr export``, run with
-  onnxruntime in the server's process (a graph, no Python design code).
+* ``OnnxBackend(folder)``: ``policy.onnx`` + ``layout.json`` from ``llmabr export`` (or a shipped
+  ``designs/<type>/<name>/`` holding them), run with onnxruntime in the server's process (a graph,
+  no Python design code); layout.json must describe the simulator's row (``llmabr.export.folder``).
 * ``CagedBackend(run)``: a trained run folder whose design cannot be exported. The design runs
   in ONE long-lived child (``llmabr.serve.caged_worker``) started through the cage's jail (its
   own session, resource limits, scrubbed environment, and where the server runs as root a
@@ -29,11 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from llmabr.export.folder import GRAPH, LAYOUT, PolicyFolderError, check_layout
 from llmabr.export.source import ExportError, layout_info, resolve_source, video_of
 from llmabr.sandbox import cage
-
-LAYOUT_KEYS = ("layout_version", "history_len", "n_levels", "size", "fields", "ladder_kbps", "chunks_total",
-               "input", "output", "design")
 
 
 class BackendError(RuntimeError):
@@ -43,11 +42,16 @@ class BackendError(RuntimeError):
 def open_backend(path: str | Path, video: str | None = None):
     """An ``OnnxBackend`` for an export folder, else a ``CagedBackend`` for a run folder (or RUN:NAME)."""
     folder = Path(path)
-    if (folder / "policy.onnx").is_file() and (folder / "layout.json").is_file():
+    present = [name for name in (GRAPH, LAYOUT) if (folder / name).is_file()]
+    if len(present) == 2:
         return OnnxBackend(folder)
     try:
         source = resolve_source(path)
     except ExportError as error:
+        if present:  # half an export folder: say which half is missing
+            missing = LAYOUT if present == [GRAPH] else GRAPH
+            raise BackendError(f"{folder}: {present[0]} without {missing}; an export folder holds both (llmabr "
+                               "export RUN --out DIR writes them)") from None
         raise BackendError(f"{path}: neither an export folder (policy.onnx + layout.json from llmabr export) nor a "
                            f"trained run folder: {error}") from None
     return CagedBackend(source, video=video)
@@ -65,9 +69,12 @@ class OnnxBackend:
             self.layout = json.loads((folder / "layout.json").read_text())
         except (OSError, ValueError) as error:
             raise BackendError(f"{folder / 'layout.json'}: cannot be read: {error}") from None
-        missing = [key for key in LAYOUT_KEYS if key not in self.layout]
-        if missing:
-            raise BackendError(f"{folder / 'layout.json'}: missing {', '.join(missing)}; export again with llmabr export")
+        if not isinstance(self.layout, dict):
+            raise BackendError(f"{folder / 'layout.json'}: a JSON object is expected, got {type(self.layout).__name__}")
+        try:
+            check_layout(self.layout, folder / "layout.json")  # the row SessionHistory builds is the simulator's
+        except PolicyFolderError as error:
+            raise BackendError(str(error)) from None
         try:
             self.session = onnx_session(folder / "policy.onnx")
         except Exception as error:  # onnxruntime raises its own exception types
