@@ -112,6 +112,9 @@ def train_one(design_dir, name, config, out, args, console, reference):
                 state = json.loads(progress_file.read_text())
             except (OSError, ValueError):
                 return
+            if state.get("phase"):  # imitation before PPO (train.warm_start)
+                bar.update(task, info=str(state["phase"]))
+                return
             parts = [f"{state['steps_per_s']:,.0f} steps/s"]
             if state.get("recent_qoe_per_chunk") is not None:
                 parts.append(f"train QoE {state['recent_qoe_per_chunk']:.3f}")

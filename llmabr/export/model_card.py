@@ -50,6 +50,13 @@ def _score(stats: dict) -> str:
     return text
 
 
+def _normalized(stats: dict) -> str:
+    if "normalized" not in stats:
+        return "-"
+    low, high = stats["normalized_ci95"]
+    return f"{stats['normalized']:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def write_model_card(path: Path, source: PolicySource, layout: dict, export: dict) -> None:
     """Write the card from the run's result.json, its test outputs and the export's measurements."""
     result, config, design = source.result, source.config, source.design
@@ -97,8 +104,14 @@ def write_model_card(path: Path, source: PolicySource, layout: dict, export: dic
                      + (f"; bitrate {test['summary']['bitrate_kbps']:.0f} kbps, rebuffer "
                         f"{100 * test['summary']['rebuffer_ratio']:.2f} %" if "bitrate_kbps" in test["summary"] else ""))
         if test["baselines"]:
-            lines.append("Baselines on the same traces: " + ", ".join(
-                f"{name} {_score(stats)}" for name, stats in test["baselines"].items()) + ".")
+            lines += ["", "| policy | QoE per chunk (95 % CI) | normalized (BB 0, optimum 1) | this policy minus it (95 % CI) "
+                      "| verdict |", "|---|---|---|---|---|",
+                      f"| this policy | {_score(test['summary'])} | {_normalized(test['summary'])} | | |"]
+            for name, stats in test["baselines"].items():
+                difference = next((value for key, value in stats.items() if key.endswith("_minus_this")), None)
+                lines.append(f"| {name} | {_score(stats)} | {_normalized(stats)} | " + (
+                    f"{difference['mean']:+.3f} ({difference['ci95'][0]:+.3f} to {difference['ci95'][1]:+.3f}) | "
+                    f"{difference['verdict']} |" if difference else " | |"))
         lines.append("")
     parity, latency, graph = export["parity"], export["latency"], export["graph"]
     lines += [

@@ -125,7 +125,7 @@ class TrustedRun:
         return "continue"
 
     def write_progress(self, header: dict) -> None:
-        self.progress = {key: header.get(key) for key in ("steps", "total_steps", "steps_per_s", "recent_qoe_per_chunk")}
+        self.progress = {key: header.get(key) for key in ("steps", "total_steps", "steps_per_s", "recent_qoe_per_chunk", "phase")}
         self.progress["val_qoe_per_chunk"] = self.curve[-1]["val_qoe"] if self.curve else None
         write_json(self.out_dir / "progress.json", self.progress)
 

@@ -27,6 +27,7 @@ from llmabr.design.format import load_design
 from llmabr.design.loader import load_modules
 from llmabr.train.config import TrainConfig, parse_knots
 from llmabr.train.data import load_traces
+from llmabr.train.warm_start import warm_start
 from simulator.baselines.protocol import run_test_protocol
 from simulator.config import SimConfig
 from simulator.envs import AbrSB3VecEnv
@@ -178,6 +179,14 @@ def train(work_dir: Path, config: TrainConfig, channel, reward_scale: float, loc
                      parse_knots(ppo.ent_schedule) if ppo.ent_schedule else None),
         checking, Progress(channel, config.total_steps, reward_scale, chunks_scored), guard,
     ])
+    if config.warm_start != "none":  # the first checkpoint (before any PPO update) scores the imitation itself
+        def said(state: dict) -> None:
+            channel.progress({"steps": 0, "total_steps": config.total_steps, "steps_per_s": 0.0,
+                              "recent_qoe_per_chunk": None, "phase": f"imitating {config.warm_start}: "
+                              f"round {state['round']}/{state['rounds']}, agreement {state['agreement']:.2f}"})
+
+        warm_start(model.policy, env.venv, train_traces, video, config.mode, config.qoe, config.warm_start,
+                   config.imitation, ppo.gamma, config.seed, progress=said)
     model.learn(config.total_steps, callback=callbacks, tb_log_name="ppo")
     if guard.tripped:
         channel.failed("training diverged: a policy parameter became NaN or inf", int(model.num_timesteps))

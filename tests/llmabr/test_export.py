@@ -24,7 +24,7 @@ from simulator.traces import generate, write_cooked
 from simulator.video import load_profile
 from tests.llmabr.conftest import train_tiny
 
-TINY = ["total_steps=1536", "eval_every_steps=768", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=10",
+TINY = ["warm_start=none", "total_steps=1536", "eval_every_steps=768", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=10",
         "val_max_traces=3", "network=3g"]
 
 

@@ -35,7 +35,7 @@ from simulator.traces import generate
 from simulator.video import load_profile
 from tests.llmabr.conftest import train_tiny
 
-TINY = ["total_steps=512", "eval_every_steps=512", "ppo.n_envs=4", "ppo.n_steps=64", "ppo.batch_size=128",
+TINY = ["warm_start=none", "total_steps=512", "eval_every_steps=512", "ppo.n_envs=4", "ppo.n_steps=64", "ppo.batch_size=128",
         "synthetic_count=6", "val_max_traces=2"]
 
 

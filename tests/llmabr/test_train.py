@@ -13,7 +13,7 @@ from llmabr.train.config import TrainConfig, load_config, parse_set
 from simulator.paths import REPO_ROOT
 from simulator.traces import generate, write_cooked
 
-SMALL = ["total_steps=3000", "eval_every_steps=1500", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12",
+SMALL = ["warm_start=none", "total_steps=3000", "eval_every_steps=1500", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12",
          "val_max_traces=4"]
 
 
@@ -189,7 +189,7 @@ def test_training_stops_early_behind_the_reference(tmp_path):
 def test_train_cli_runs_several_seeds_with_early_stopping(tmp_path, capsys):
     args = ["train", str(REPO_ROOT / "designs" / "pensieve"), "--steps", "2000", "--seeds", "2", "--early-stop",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs")]
-    for item in ["eval_every_steps=1000", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12", "val_max_traces=4"]:
+    for item in ["warm_start=none", "eval_every_steps=1000", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12", "val_max_traces=4"]:
         args += ["--set", item]
     assert main(args) == 0
     err = capsys.readouterr().err

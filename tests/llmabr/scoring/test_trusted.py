@@ -22,7 +22,7 @@ from llmabr.train.data import load_data
 from simulator.paths import REPO_ROOT
 from simulator.traces import generate
 
-SMALL = ["total_steps=3000", "eval_every_steps=1000", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12",
+SMALL = ["warm_start=none", "total_steps=3000", "eval_every_steps=1000", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12",
          "val_max_traces=4", "keep_checkpoints=true"]
 SEED = REPO_ROOT / "designs" / "pensieve"
 
@@ -133,7 +133,7 @@ def test_tampering_that_passes_s0_is_scored_exactly_as_the_untampered_seed(case,
                                      net_source=case.net_source)
     folder = write_design(design, tmp_path / "design")
     assert check_design_sources(case.state_source, case.net_source).passed  # a case S0 lets through
-    config = load_config(None, ["total_steps=768", "eval_every_steps=384", "ppo.n_envs=8", "ppo.batch_size=128",
+    config = load_config(None, ["warm_start=none", "total_steps=768", "eval_every_steps=384", "ppo.n_envs=8", "ppo.batch_size=128",
                                 "synthetic_count=8", "val_max_traces=3", "keep_checkpoints=true"])
     result = train_caged(folder, config, tmp_path / "run", wall_s=300)
     assert result["status"] == "ok", result["reason"]

@@ -16,7 +16,7 @@ from llmabr.cli.main import main
 from llmabr.search.archive import Archive
 from tests.llmabr.fake_openai_server import Scripted, completion_body
 
-TINY = ["--set", "budget.screen_steps=768", "--set", "budget.screen_eval_every=384", "--set", "budget.train_steps=768",
+TINY = ["--set", "train.warm_start=none", "--set", "budget.screen_steps=768", "--set", "budget.screen_eval_every=384", "--set", "budget.train_steps=768",
         "--set", "budget.train_seeds=1", "--set", "budget.top_k=1", "--set", "train.ppo.n_envs=8",
         "--set", "train.ppo.n_steps=48", "--set", "train.ppo.batch_size=128", "--set", "synthetic_test_count=4",
         "--set", "train.synthetic_count=10", "--set", "round_size=2", "--set", "train.early_stop.margin=100",
