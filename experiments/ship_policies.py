@@ -6,8 +6,8 @@ For each type, from the quality bar's runs (``runs/quality_bar/<type>/seed-*``, 
 default recipe by ``experiments/quality_bar.py train``): the run whose best VALIDATION QoE is the
 highest is chosen (test QoE chooses nothing); ``llmabr eval RUN --traces <leak-free test list>``
 scores its ``policy_best.pt`` against BB, RB, BOLA, RobustMPC and the offline optimum (the trusted
-scorer); ``llmabr export`` writes the ONNX graph, ``layout.json`` and ``MODEL_CARD.md``; the
-design's source files are copied beside them; and the card gains the recipe's five-seed quality-bar
+scorer); ``llmabr export`` writes the ONNX graph, ``layout.json`` and ``MODEL_CARD.md`` (the design's
+sources are ``designs/pensieve``'s, unchanged, so they are not copied); and the card gains the recipe's five-seed quality-bar
 row (``experiments/results/quality_bar/<type>/summary.json``) and the validation QoE of every
 heuristic. Anyone can then re-check the card with ``llmabr eval --policy designs/<type>/pensieve
 --traces <the list>`` (tests/llmabr/test_shipped_policies.py does, where ../shared is present).
@@ -54,16 +54,21 @@ def ship(network: str) -> Path:
     llmabr("export", str(chosen), "--out", str(staging))
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    for name in KEEP:
-        shutil.copy2(staging / name, target / name)
-    for name in ("design.toml", "state.py", "net.py"):
-        shutil.copy2(chosen / "design" / name, target / name)
+    for name in KEEP:  # paths relative to the repository, so the folder reads the same on any machine
+        text = (staging / name).read_text() if name != "policy.onnx" else None
+        if text is None:
+            shutil.copy2(staging / name, target / name)
+        else:
+            (target / name).write_text(text.replace(str(ROOT) + "/", ""))
+    if (chosen / "design" / "state.py").read_text() != (ROOT / "designs" / "pensieve" / "state.py").read_text():
+        raise SystemExit(f"{chosen}: its design is not designs/pensieve's; copy its sources beside the policy")
 
-    card = (target / "MODEL_CARD.md").read_text().replace(str(ROOT) + "/", "")
+    card = (target / "MODEL_CARD.md").read_text()
     lines = ["", "## How this run was chosen, and the recipe over five seeds", "",
              f"Trained with the default recipe (`llmabr train designs/pensieve --network {network} --traces "
              f"traces/splits/{network}/train.txt --set val_traces=traces/splits/{network}/val.txt --steps 600000 "
-             f"--seed S`: imitation of RobustMPC, then PPO). Of the seeds "
+             f"--seed S`: imitation of RobustMPC, then PPO); the design is the seed, `designs/pensieve` (its "
+             f"sources, unchanged, are not copied here). Of the seeds "
              + ", ".join(f"{run.name} (best validation QoE {best_val[run]:.3f})" for run in runs)
              + f", `{chosen.name}` was the best on validation; the test list played no part in the choice.", ""]
     summary_path = RESULTS / network / "summary.json"
