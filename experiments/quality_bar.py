@@ -1,7 +1,7 @@
 """The quality bar (issue 17): the seed design, trained with the default recipe on one network type,
 against every heuristic and the offline optimum on the type's leak-free test list.
 
-    python experiments/quality_bar.py train --network 4g [--seeds 0-4] [--steps 600000] [--set K=V ...]
+    python experiments/quality_bar.py train --network 4g [--seeds 0-4] [--steps 400000] [--set K=V ...]
     python experiments/quality_bar.py score --network 4g        # -> experiments/results/quality_bar/4g/
     python experiments/quality_bar.py table                     # the five rows -> .../quality_bar/README.md
     python experiments/quality_bar.py warmstart --network broadband   # with / without imitation
@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmabr.scoring.yardsticks import baseline_rows, compare, normalization, trace_groups  # noqa: E402
+from llmabr.scoring.yardsticks import baseline_rows, compare, comparison_text, normalization, trace_groups  # noqa: E402
 from llmabr.train.caged import evaluate_caged  # noqa: E402
 from simulator.traces import load_trace_dir  # noqa: E402
 
@@ -86,11 +86,13 @@ def train(args) -> int:
 
 # -- score ---------------------------------------------------------------------------------------
 
-def checkpoint_rows(run: Path, traces) -> list[dict]:
-    """One entry per checkpoint: steps, CPU s, validation QoE (trusted, from training) and test rows."""
+def checkpoint_rows(run: Path, traces, max_steps: int | None = None) -> list[dict]:
+    """One entry per checkpoint (up to ``max_steps``): steps, CPU s, validation QoE (trusted, from
+    training) and test rows."""
     result = json.loads((run / "result.json").read_text())
     curve = {point["steps"]: point for point in json.loads((run / "curve.json").read_text())}
-    names = [str(path.relative_to(run)) for path in sorted((run / "checkpoints").glob("policy_*.pt"))]
+    names = [str(path.relative_to(run)) for path in sorted((run / "checkpoints").glob("policy_*.pt"))
+             if max_steps is None or int(path.stem.split("_")[1]) <= max_steps]
     if not names:
         raise SystemExit(f"{run}: no checkpoints (train with --set keep_checkpoints=true)")
     scored = evaluate_caged(run, traces, result["video"], result["config"]["mode"], result["config"]["qoe"], names,
@@ -140,7 +142,7 @@ def score(args) -> int:
     means = {name: float(np.mean([row["qoe_per_chunk"] for row in rows])) for name, rows in baselines.items()}
     best_name = max(HEURISTICS, key=lambda name: means[name])
     target = means[best_name]
-    curves = {run.name: checkpoint_rows(run, traces) for run in runs}
+    curves = {run.name: checkpoint_rows(run, traces, args.max_steps) for run in runs}
 
     with open(out / "curves.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -258,19 +260,27 @@ def table(args) -> int:
 def warmstart(args) -> int:
     """Time to the best heuristic's VALIDATION QoE and the end QoE (validation and test of the validation-best
     checkpoint), per seed, for runs with the default recipe (``runs/quality_bar/T``) and from scratch
-    (``runs/quality_bar/cold-T``: ``warm_start=none`` with the from-scratch PPO recipe)."""
+    (``runs/quality_bar/cold-T``: ``warm_start=none`` with the from-scratch PPO recipe), both cut at the
+    same CPU budget; the test difference between the arms with a seed-and-trace CI."""
     from llmabr.train.config import from_dict
     from llmabr.train.data import load_data
 
     network = args.network
-    lines = [f"## {network}: imitation warm start (default recipe) vs from scratch", "",
+    arms = {arm: sorted(run for run in folder.glob("seed-*") if (run / "result.json").exists())
+            for arm, folder in (("imitation + PPO", RUNS / network), ("PPO from scratch", RUNS / f"cold-{network}"))}
+    arms = {arm: runs for arm, runs in arms.items() if runs}
+    curves = {run: sorted(json.loads((run / "curve.json").read_text()), key=lambda p: p["cpu_s"])
+              for runs in arms.values() for run in runs}
+    # One training budget for both arms: the CPU time every run reached (imitation included)
+    budget_min = min(END_MIN, min(curve[-1]["cpu_s"] for curve in curves.values()) / 60.0)
+    lines = [f"## {network}: imitation warm start (default recipe) vs from scratch, at equal CPU budget", "",
+             f"Both arms cut at {budget_min:.2f} CPU minutes of training (the least any run reached; imitation "
+             "included): the policy at the end is the validation-best checkpoint within that budget.", "",
              "| arm | seeds | best heuristic on validation | CPU min to reach it (median; per seed) | validation QoE "
              "at end (mean) | test QoE at end (mean) | CPU min trained |", "|---|---:|---|---|---:|---:|---:|"]
     traces = load_trace_dir(test_list(network))
-    for arm, folder in (("imitation + PPO", RUNS / network), ("PPO from scratch", RUNS / f"cold-{network}")):
-        runs = sorted(run for run in folder.glob("seed-*") if (run / "result.json").exists())
-        if not runs:
-            continue
+    test_rows: dict[str, list] = {}  # arm -> one row list per seed: the paired difference's input
+    for arm, runs in arms.items():
         result = json.loads((runs[0] / "result.json").read_text())
         _, val_traces, video = load_data(from_dict(result["config"]))
         val = baseline_rows(val_traces, video, result["config"]["mode"], result["config"]["qoe"], names=HEURISTICS,
@@ -279,20 +289,26 @@ def warmstart(args) -> int:
         best = max(HEURISTICS, key=lambda name: val_means[name])
         reach, val_end, test_end, cpu = [], [], [], []
         for run in runs:
-            curve = sorted(json.loads((run / "curve.json").read_text()), key=lambda p: p["cpu_s"])
-            within = [p for p in curve if p["cpu_s"] <= END_MIN * 60.0]
+            within = [p for p in curves[run] if p["cpu_s"] <= budget_min * 60.0]
             reach.append(next((p["cpu_s"] / 60 for p in within if p["val_qoe"] >= val_means[best]), float("inf")))
             best_point = max(within, key=lambda p: p["val_qoe"])
             val_end.append(best_point["val_qoe"])
             name = next(str(path.relative_to(run)) for path in (run / "checkpoints").glob(f"policy_{best_point['steps']:09d}*.pt"))
             rows = evaluate_caged(run, traces, result["video"], result["config"]["mode"], result["config"]["qoe"], name)
             test_end.append(float(np.mean([row["qoe_per_chunk"] for row in rows])))
+            test_rows.setdefault(arm, []).append(rows)
             cpu.append(within[-1]["cpu_s"] / 60)
         per = ", ".join("never" if r == float("inf") else f"{r:.1f}" for r in reach)
         median = float(np.median(reach))
         lines.append(f"| {arm} | {len(runs)} | {best} {val_means[best]:.3f} | "
                      f"{'never' if median == float('inf') else f'{median:.1f}'} ({per}) | {np.mean(val_end):.3f} | "
                      f"{np.mean(test_end):.3f} | {np.mean(cpu):.1f} |")
+    if len(test_rows) == 2:
+        first, second = list(test_rows)
+        stats = compare(test_rows, trace_groups(test_rows[first][0]), pairs=[(first, second)])
+        verdict_text, difference_text = comparison_text(stats, first, second, unit=" per chunk")
+        lines += ["", f"Test QoE at end, {difference_text}, resampling seeds and traces grouped by recording: "
+                  f"**{verdict_text}**. Test list: `{test_list(network).relative_to(ROOT)}`."]
     text = "\n".join(lines) + "\n"
     out = RESULTS / f"warm_start_{network}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -310,11 +326,13 @@ def main() -> int:
         sub.add_argument("--runs", type=Path, help="folder of seed-S runs (default runs/quality_bar/<type>)")
         if name == "train":
             sub.add_argument("--seeds", default="0-4")
-            sub.add_argument("--steps", type=int, default=600_000)
+            sub.add_argument("--steps", type=int, default=400_000)
             sub.add_argument("--set", action="append", metavar="KEY=VALUE")
         if name == "score":
             sub.add_argument("--test-traces", type=Path, help="default: the type's leak-free test list")
             sub.add_argument("--out", type=Path)
+            sub.add_argument("--max-steps", type=int, help="ignore checkpoints after this many steps (one budget for "
+                             "seeds trained for different lengths)")
     commands.add_parser("table")
     args = parser.parse_args()
     return {"train": train, "score": score, "table": table, "warmstart": warmstart}[args.command](args)

@@ -39,12 +39,20 @@ def llmabr(*args: str) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-def ship(network: str) -> Path:
+def ship(network: str, max_steps: int | None) -> Path:
     runs = [run for run in sorted((RUNS / network).glob("seed-*")) if (run / "result.json").exists()]
     if not runs:
         raise SystemExit(f"no finished runs under {RUNS / network}: python experiments/quality_bar.py train --network {network}")
-    best_val = {run: max(point["val_qoe"] for point in json.loads((run / "curve.json").read_text())) for run in runs}
+    curves = {run: json.loads((run / "curve.json").read_text()) for run in runs}
+    within = {run: [p for p in curve if max_steps is None or p["steps"] <= max_steps] for run, curve in curves.items()}
+    best_val = {run: max(point["val_qoe"] for point in points) for run, points in within.items()}
     chosen = max(runs, key=lambda run: best_val[run])
+    if max(p["val_qoe"] for p in curves[chosen]) > best_val[chosen]:  # policy_best.pt is a later checkpoint
+        raise SystemExit(f"{chosen}: its policy_best.pt was saved after --max-steps {max_steps}; retrain it with "
+                         "that budget")
+    if any((chosen / "design" / name).read_text() != (ROOT / "designs" / "pensieve" / name).read_text()
+           for name in ("state.py", "net.py")):
+        raise SystemExit(f"{chosen}: its design is not designs/pensieve's; copy its sources beside the policy")
     traces = test_list(network)
     eval_dir = chosen / f"eval-{traces.stem}"
     llmabr("eval", str(chosen), "--traces", str(traces), "--out", str(eval_dir))
@@ -60,13 +68,12 @@ def ship(network: str) -> Path:
             shutil.copy2(staging / name, target / name)
         else:
             (target / name).write_text(text.replace(str(ROOT) + "/", ""))
-    if (chosen / "design" / "state.py").read_text() != (ROOT / "designs" / "pensieve" / "state.py").read_text():
-        raise SystemExit(f"{chosen}: its design is not designs/pensieve's; copy its sources beside the policy")
 
     card = (target / "MODEL_CARD.md").read_text()
     lines = ["", "## How this run was chosen, and the recipe over five seeds", "",
              f"Trained with the default recipe (`llmabr train designs/pensieve --network {network} --traces "
-             f"traces/splits/{network}/train.txt --set val_traces=traces/splits/{network}/val.txt --steps 600000 "
+             f"traces/splits/{network}/train.txt --set val_traces=traces/splits/{network}/val.txt --steps "
+             f"{json.loads((chosen / 'result.json').read_text())['config']['total_steps']} "
              f"--seed S`: imitation of RobustMPC, then PPO); the design is the seed, `designs/pensieve` (its "
              f"sources, unchanged, are not copied here). Of the seeds "
              + ", ".join(f"{run.name} (best validation QoE {best_val[run]:.3f})" for run in runs)
@@ -87,9 +94,11 @@ def ship(network: str) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", action="append", choices=TYPES)
+    parser.add_argument("--max-steps", type=int, help="the quality bar's budget (quality_bar.py score --max-steps): "
+                        "only checkpoints up to it count")
     args = parser.parse_args()
     for network in args.network or TYPES:
-        ship(network)
+        ship(network, args.max_steps)
     return 0
 
 

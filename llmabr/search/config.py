@@ -12,17 +12,19 @@ from pathlib import Path
 
 from llmabr.train.config import ImitationConfig, TrainConfig, apply_overrides, parse_set, to_dict
 
-SEARCH_IMITATION = ImitationConfig(rounds=6, episodes_per_round=1, epochs=24.0, value_episodes=1)
+SEARCH_IMITATION = ImitationConfig(rounds=4, episodes_per_round=1, epochs=12.0, value_episodes=1, value_epochs=5.0)
 
 
 @dataclass(frozen=True)
 class BudgetConfig:
     minutes: float = 10.0  # wall-clock for the whole search; proposing stops at `propose_fraction` of it
     propose_fraction: float = 0.5
-    designs: int = 16  # proposals in total (paper mode: half state, half network, then the combinations)
-    screen_steps: int = 40_000  # S2: the quick budget each design gets (early stopping may end it sooner)
-    screen_eval_every: int = 8_000
-    train_steps: int = 120_000  # S3: full training of the finalists
+    designs: int = 10  # proposals in total (paper mode: half state, half network, then the combinations)
+    # Every run starts with the imitation warm start (SEARCH_IMITATION, ~20 CPU-s), so S2 and S3 need few PPO
+    # steps: on synthetic traces PPO mostly holds the imitated policy's validation QoE, it does not add to it.
+    screen_steps: int = 12_288  # S2: the quick budget each design gets (early stopping may end it sooner)
+    screen_eval_every: int = 6_144
+    train_steps: int = 12_288  # S3: full training of the finalists
     train_seeds: int = 5  # S3 seeds for every finalist and the seed design; 0: screening only (no S3, no test)
     top_k: int = 2  # finalists (and, in paper mode, the k x k state/network combinations)
     llm_usd: float | None = None  # LLM spending cap (the [llm] section's budget_usd wins if set)
@@ -45,7 +47,7 @@ class SearchConfig:
     early_stop: bool = True  # S2 early stopping against the seed design's curve
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     # PPO settings (network/traces/steps are set per stage); the imitation is shorter than `llmabr train`'s
-    # (6 x 3,072 rows instead of 8 x 6,144: about half the CPU time) so that the embedded search fits in ~10 minutes
+    # (4 x 3,072 rows instead of 8 x 6,144: about a quarter of the CPU time) so that the embedded search fits in ~10 minutes
     train: TrainConfig = field(default_factory=lambda: TrainConfig(imitation=SEARCH_IMITATION))
     llm: dict = field(default_factory=dict)  # the [llm] section (llmabr.proposer.llm_config)
 
