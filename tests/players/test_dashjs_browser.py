@@ -20,6 +20,8 @@ import time
 import numpy as np
 import pytest
 
+from simulator.paths import REPO_ROOT
+
 from tests.players.harness import (
     Session,
     make_dash_stream,
@@ -39,13 +41,18 @@ SEGMENT_S = 4.0
 N_SEGMENTS = int(VIDEO_S / SEGMENT_S)
 LATENCY_S = 0.08
 LOGIT_TOLERANCE = 1e-5  # export's parity bound: the graph computes in float64 in wasm and in Python alike
-MODEL_SESSIONS = ["trained", "low", "high"]
+MODEL_SESSIONS = ["trained", "low", "high", "shipped"]
+# The shipped broadband policy (experiments/ship_policies.py) as a player engineer would take it: the
+# folder served as it is in the repository (its ladder is Envivio's, the stream's).
+SHIPPED = REPO_ROOT / "designs" / "broadband" / "pensieve"
 SESSIONS = [
     Session("trained", [(3.0, 3.0), (3.0, 1.5)], "trained", sizes=False, latency_s=LATENCY_S),
     Session("low", [(4.0, 0.9), (4.0, 0.6)], "trained", latency_s=LATENCY_S),
     Session("high", [(4.0, 40.0), (4.0, 25.0)], "trained", latency_s=LATENCY_S),
     Session("no_model", [(4.0, 40.0), (4.0, 25.0)], "missing", latency_s=LATENCY_S),
+    Session("shipped", [(4.0, 3.0), (4.0, 1.5)], "shipped", latency_s=LATENCY_S),
 ]
+MODEL_OF = {session.name: session.model for session in SESSIONS}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +78,7 @@ def trained_export(tmp_path_factory):
 def played(stream_dir, trained_export, tmp_path_factory):
     """Every session played once: name -> {log, summary, page, server, console, ...}."""
     work = tmp_path_factory.mktemp("browser")
-    models = {"trained": trained_export, "missing": work / "missing"}
+    models = {"trained": trained_export, "missing": work / "missing", "shipped": SHIPPED}
     started = time.monotonic()
     results = run_sessions(stream_dir, models, SESSIONS, work / "sessions")
     results["_wall_s"] = time.monotonic() - started
@@ -123,7 +130,7 @@ def test_browser_decisions_equal_python_onnxruntime(played, name):
     rows = np.array([decision["row"] for decision in log["decisions"]], dtype=np.float32)
     browser_logits = np.array([decision["logits"] for decision in log["decisions"]], dtype=np.float32)
     browser_levels = np.array([decision["level"] for decision in log["decisions"]])
-    model_dir = played["_models"]["trained"]
+    model_dir = played["_models"][MODEL_OF[name]]
     python_logits = onnx_logits(model_dir, rows)
     np.testing.assert_allclose(browser_logits, python_logits, rtol=0, atol=LOGIT_TOLERANCE)
     # Same decision: the browser's level is Python's argmax, up to exact ties within tolerance
