@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from experiments.quality_bar import RESULTS, RUNS, TYPES, row_text, TABLE_HEAD, test_list  # noqa: E402
 
-KEEP = ("policy.onnx", "layout.json", "export.json", "MODEL_CARD.md")
+KEEP = ("policy.onnx", "layout.json", "export.json", "MODEL_CARD.md", "parity_rows.npz")  # the card cites the rows
 
 
 def llmabr(*args: str) -> None:
@@ -63,7 +63,7 @@ def ship(network: str, max_steps: int | None) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for name in KEEP:  # paths relative to the repository, so the folder reads the same on any machine
-        text = (staging / name).read_text() if name != "policy.onnx" else None
+        text = (staging / name).read_text() if name.endswith((".json", ".md")) else None
         if text is None:
             shutil.copy2(staging / name, target / name)
         else:
