@@ -42,10 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from llmabr.scoring.yardsticks import baseline_rows, compare, comparison_text, normalization, trace_groups  # noqa: E402
 from llmabr.train.caged import evaluate_caged  # noqa: E402
+from simulator.envs import NETWORK_TYPES  # noqa: E402
 from simulator.traces import load_trace_dir  # noqa: E402
 
 HEURISTICS = ("bb", "rb", "bola", "robustmpc")
-TYPES = ("broadband", "3g", "4g", "5g", "satellite")
+TYPES = NETWORK_TYPES
 REACH_MIN, END_MIN, GAIN = 3.0, 20.0, 0.05
 RUNS, RESULTS = ROOT / "runs" / "quality_bar", ROOT / "experiments" / "results" / "quality_bar"
 
@@ -86,20 +87,31 @@ def train(args) -> int:
 
 # -- score ---------------------------------------------------------------------------------------
 
+def checkpoint_steps(path: Path) -> int:
+    """Env steps of a kept checkpoint, ``checkpoints/policy_<steps>[_final].pt``."""
+    return int(Path(path).stem.split("_")[1])
+
+
+def checkpoint_at(run: Path, steps: int) -> str:
+    """The kept checkpoint saved at ``steps``, relative to ``run``."""
+    return next(str(path.relative_to(run)) for path in (run / "checkpoints").glob("policy_*.pt")
+                if checkpoint_steps(path) == steps)
+
+
 def checkpoint_rows(run: Path, traces, max_steps: int | None = None) -> list[dict]:
     """One entry per checkpoint (up to ``max_steps``): steps, CPU s, validation QoE (trusted, from
     training) and test rows."""
     result = json.loads((run / "result.json").read_text())
     curve = {point["steps"]: point for point in json.loads((run / "curve.json").read_text())}
     names = [str(path.relative_to(run)) for path in sorted((run / "checkpoints").glob("policy_*.pt"))
-             if max_steps is None or int(path.stem.split("_")[1]) <= max_steps]
+             if max_steps is None or checkpoint_steps(path) <= max_steps]
     if not names:
         raise SystemExit(f"{run}: no checkpoints (train with --set keep_checkpoints=true)")
     scored = evaluate_caged(run, traces, result["video"], result["config"]["mode"], result["config"]["qoe"], names,
                             wall_s=3600.0)
     points = []
     for name in names:
-        steps = int(Path(name).stem.split("_")[1])
+        steps = checkpoint_steps(name)
         point = curve[steps]
         rows = scored[name]
         points.append({"run": run.name, "steps": steps, "cpu_s": point["cpu_s"], "val_qoe": point["val_qoe"],
@@ -293,7 +305,7 @@ def warmstart(args) -> int:
             reach.append(next((p["cpu_s"] / 60 for p in within if p["val_qoe"] >= val_means[best]), float("inf")))
             best_point = max(within, key=lambda p: p["val_qoe"])
             val_end.append(best_point["val_qoe"])
-            name = next(str(path.relative_to(run)) for path in (run / "checkpoints").glob(f"policy_{best_point['steps']:09d}*.pt"))
+            name = checkpoint_at(run, best_point["steps"])
             rows = evaluate_caged(run, traces, result["video"], result["config"]["mode"], result["config"]["qoe"], name)
             test_end.append(float(np.mean([row["qoe_per_chunk"] for row in rows])))
             test_rows.setdefault(arm, []).append(rows)

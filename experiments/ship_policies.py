@@ -47,6 +47,7 @@ def ship(network: str, max_steps: int | None) -> Path:
     within = {run: [p for p in curve if max_steps is None or p["steps"] <= max_steps] for run, curve in curves.items()}
     best_val = {run: max(point["val_qoe"] for point in points) for run, points in within.items()}
     chosen = max(runs, key=lambda run: best_val[run])
+    total_steps = json.loads((chosen / "result.json").read_text())["config"]["total_steps"]
     if max(p["val_qoe"] for p in curves[chosen]) > best_val[chosen]:  # policy_best.pt is a later checkpoint
         raise SystemExit(f"{chosen}: its policy_best.pt was saved after --max-steps {max_steps}; retrain it with "
                          "that budget")
@@ -62,18 +63,16 @@ def ship(network: str, max_steps: int | None) -> Path:
     llmabr("export", str(chosen), "--out", str(staging))
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    for name in KEEP:  # paths relative to the repository, so the folder reads the same on any machine
-        text = (staging / name).read_text() if name.endswith((".json", ".md")) else None
-        if text is None:
-            shutil.copy2(staging / name, target / name)
+    for name in KEEP:  # text with paths relative to the repository, so the folder reads the same on any machine
+        if name.endswith((".json", ".md")):
+            (target / name).write_text((staging / name).read_text().replace(str(ROOT) + "/", ""))
         else:
-            (target / name).write_text(text.replace(str(ROOT) + "/", ""))
+            shutil.copy2(staging / name, target / name)
 
     card = (target / "MODEL_CARD.md").read_text()
     lines = ["", "## How this run was chosen, and the recipe over five seeds", "",
              f"Trained with the default recipe (`llmabr train designs/pensieve --network {network} --traces "
-             f"traces/splits/{network}/train.txt --set val_traces=traces/splits/{network}/val.txt --steps "
-             f"{json.loads((chosen / 'result.json').read_text())['config']['total_steps']} "
+             f"traces/splits/{network}/train.txt --set val_traces=traces/splits/{network}/val.txt --steps {total_steps} "
              f"--seed S`: imitation of RobustMPC, then PPO); the design is the seed, `designs/pensieve` (its "
              f"sources, unchanged, are not copied here). Of the seeds "
              + ", ".join(f"{run.name} (best validation QoE {best_val[run]:.3f})" for run in runs)

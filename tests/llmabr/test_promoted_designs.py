@@ -15,6 +15,7 @@ from llmabr.design.format import load_design
 from simulator.paths import REPO_ROOT
 
 NETWORKS = ("broadband", "3g", "4g", "5g", "satellite")
+# designs/<type>/pensieve/ (shipped trained policies, tests/llmabr/test_shipped_policies.py) hold no design.toml
 PROMOTED = sorted(path for network in NETWORKS for path in (REPO_ROOT / "designs" / network).glob("*")
                   if (path / "design.toml").exists())
 

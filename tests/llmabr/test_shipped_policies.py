@@ -16,10 +16,10 @@ import pytest
 
 from llmabr.cli.main import main
 from llmabr.export.folder import read_policy_folder
+from simulator.envs import NETWORK_TYPES
 from simulator.paths import REPO_ROOT, shared_dir
 
-NETWORKS = ("broadband", "3g", "4g", "5g", "satellite")
-SHIPPED = [REPO_ROOT / "designs" / network / "pensieve" for network in NETWORKS]
+SHIPPED = [REPO_ROOT / "designs" / network / "pensieve" for network in NETWORK_TYPES]
 CARD_TEST = re.compile(r"Test QoE per chunk \(95% CI\) on `([^`]+)` .*?\*\*(-?[0-9.]+) \[")
 
 
