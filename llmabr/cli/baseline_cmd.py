@@ -24,12 +24,15 @@ NETWORK_TYPES = ("broadband", "3g", "4g", "5g", "satellite")
 
 
 def add_parser(commands) -> None:
+    from llmabr.cli.traces_cmd import add_trace_format
+
     baseline = commands.add_parser(
         "baseline", help="score a heuristic ABR baseline on a trace folder (deterministic test protocol)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     baseline.add_argument("--algo", required=True, choices=ALGORITHMS, help="the baseline to run")
     baseline.add_argument("--traces", required=True, help="folder of throughput traces")
+    add_trace_format(baseline)
     baseline.add_argument("--video", help="video profile name or folder (default: by network type, guessed from "
                                           "the trace path; envivio in pensieve mode)")
     baseline.add_argument("--compat", choices=["pensieve"], help="Pensieve compatibility mode (48 chunks, its quirks)")
@@ -75,7 +78,7 @@ def run(args) -> int:
         return 2
     mode = args.compat or "default"
     try:
-        traces = load_trace_dir(args.traces)
+        traces = load_trace_dir(args.traces, fmt=args.trace_format)
         video = _video(args)
         if args.algo == "optimal":
             from simulator.baselines.optimal import Grid, run_optimal

@@ -15,6 +15,8 @@ from pathlib import Path
 
 
 def add_parser(commands) -> None:
+    from llmabr.cli.traces_cmd import add_trace_format
+
     bench = commands.add_parser("bench", help="benchmarks (measurements, not tests)")
     targets = bench.add_subparsers(dest="target", required=True, metavar="TARGET")
     sim = targets.add_parser(
@@ -22,6 +24,7 @@ def add_parser(commands) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sim.add_argument("--traces", help="trace folder (default: ../shared broadband/test, else synthetic broadband)")
+    add_trace_format(sim)
     sim.add_argument("--video", help="video profile name or folder (default: envivio, else envivio-synth)")
     sim.add_argument("--mode", choices=["default", "pensieve"], default="default")
     sim.add_argument("--seconds", type=float, default=2.0, help="measuring time per configuration")
@@ -69,7 +72,7 @@ def _inputs(args):
     from simulator.video import default_profile, load_profile
 
     if args.traces:
-        traces, source = load_trace_dir(args.traces), args.traces
+        traces, source = load_trace_dir(args.traces, fmt=args.trace_format), args.traces
     elif shared_traces("broadband", "test") is not None:
         folder = shared_traces("broadband", "test")
         traces, source = load_trace_dir(folder), str(folder)

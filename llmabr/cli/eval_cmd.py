@@ -27,12 +27,15 @@ MODES, QOES = ("default", "pensieve"), ("lin", "log", "hd")
 
 
 def add_parser(commands) -> None:
+    from llmabr.cli.traces_cmd import add_trace_format
+
     evaluate = commands.add_parser("eval", help="score trained run(s) or an exported policy on test traces (QoE and "
                                                 "normalized score with seed-and-trace CIs, verdicts, CSV, CDF plot)")
     evaluate.add_argument("run", type=Path, nargs="*", help="run folder(s) made by llmabr train: the seeds of one design")
     evaluate.add_argument("--policy", type=Path, help="instead of RUN: a policy folder (policy.onnx + layout.json from "
                                                       "llmabr export, or a shipped designs/<type>/<name>/)")
     evaluate.add_argument("--traces", required=True, type=Path, help="held-out test traces")
+    add_trace_format(evaluate)
     evaluate.add_argument("--video", help="video profile: a name, a profile .json or a folder (default: the one the "
                                           "run trained with, or the policy folder's)")
     evaluate.add_argument("--mode", choices=MODES, help="simulator mode (default: the run's or the policy folder's)")
@@ -78,7 +81,7 @@ def run(args) -> int:
               + ("not both" if args.run else "one of them"), file=sys.stderr)
         return 2
     try:
-        traces = load_trace_dir(args.traces)
+        traces = load_trace_dir(args.traces, fmt=args.trace_format)
     except (OSError, ValueError, TraceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

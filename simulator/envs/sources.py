@@ -5,7 +5,7 @@
 * a list of ``Trace`` or a ``TraceSet``: used as is;
 * a network type name (``broadband``, ``3g``, ``4g``, ``5g``, ``satellite``): a synthetic set
   from ``simulator.traces.generate(type, count, seed)`` (needs no data files);
-* a file or folder path: read with ``simulator.traces.load_trace`` (one file) or
+* a file or folder path: read with ``simulator.traces.load_traces`` (one file) or
   ``simulator.traces.load_trace_dir`` (every trace in a folder, or the traces a ``.txt`` list names).
 
 ``video`` may be a ``VideoProfile``, a profile name or a path (``simulator.video.load_profile``),
@@ -70,7 +70,7 @@ def resolve_traces(traces: TracesLike, count: int = SYNTHETIC_TRACE_COUNT,
     import simulator.traces as traces_module
 
     if path.is_file() and not traces_module.is_trace_list(path):
-        return [traces_module.load_trace(path)]
+        return traces_module.load_traces(path)
     return traces_module.load_trace_dir(path)
 
 

@@ -9,13 +9,18 @@ Every loader returns a ``Trace`` whose row i carries the bandwidth of the interv
   row i (i >= 1) holds bin i-1's rate and ends at ``i x bin``; row 0 anchors the clock at 0.
 * **Sabre JSON** - a list of ``{"duration_ms", "bandwidth_kbps", ...}``. Row 0 anchors the clock at
   0; row i ends at the cumulative duration of entries 0..i-1 and holds entry i-1's bandwidth.
-* **CSV with a header** - a time column (``time``, ``time_s``, ``timestamp``: seconds, or ISO
-  wall-clock times) and a throughput column in Mbps (``throughput_mbps``, ``bandwidth_mbps``,
-  ``mbps``, ``throughput``) or kbps (``bandwidth_kbps``, ``throughput_kbps``); time is taken
-  relative to the first row.
+* **CSV** - read through a ``CsvMapping`` (``simulator.traces.csv_loader``): a built-in preset
+  detected from the header (G-NetTrack, 5Gophers, Lumos5G, Starlink drive tests, NYU-METS, generic
+  ``time,throughput_mbps`` logs; ``simulator.traces.presets``), a preset named by ``fmt``, or a mapping
+  file (TOML or JSON). One CSV file may hold several traces (a carrier per column, sessions).
 
-A row that repeats the previous row's timestamp spans no time (Pensieve's loop never uses its
-bandwidth) and is dropped; a time that goes backwards is an error.
+In the cooked, Mahimahi and Sabre forms a row that repeats the previous row's timestamp spans no
+time (Pensieve's loop never uses its bandwidth) and is dropped; a time that goes backwards is an
+error. (CSV files average rows that share a timestamp and split where time goes back.)
+
+``fmt`` is ``auto`` (detect), a form above, a preset name, or a mapping file. In ``auto`` mode a
+``trace-format.toml`` (or ``.json``) in a trace's folder, or in a folder above it up to the folder
+being loaded, is the mapping for every file below it.
 
 Wherever a trace folder is accepted (``trace_files``, ``load_trace_dir``), a **trace list** may
 stand in for it: a ``.txt`` file naming one trace per line (see ``read_trace_list``), such as the
@@ -24,25 +29,24 @@ split lists in ``traces/splits/``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from simulator.paths import shared_traces
+from simulator.traces.csv_loader import _is_number, load_csv
+from simulator.traces.csv_mapping import FOLDER_MAPPING_NAMES, MappingSpec, load_mapping
 from simulator.traces.model import Trace, TraceError
+from simulator.traces.presets import PRESET_NAMES
+from simulator.traces.report import FileReport
 
 FORMATS = ("auto", "cooked", "mahimahi", "sabre", "csv")
 MAHIMAHI_PACKET_BYTES = 1500
-SKIPPED_NAMES = {"readme", "readme.md", "readme.txt", "manifest", "manifest.md", "license", "splits.txt"}
-TIME_COLUMNS = ("time", "time_s", "timestamp", "t", "seconds")
-MBPS_COLUMNS = ("throughput_mbps", "bandwidth_mbps", "mbps", "throughput", "bandwidth", "bw_mbps")
-KBPS_COLUMNS = ("bandwidth_kbps", "throughput_kbps", "kbps")
+SKIPPED_NAMES = {"readme", "readme.md", "readme.txt", "manifest", "manifest.md", "manifest.json", "license",
+                 "splits.txt", *FOLDER_MAPPING_NAMES}
 LIST_SUFFIX = ".txt"
 LIST_ROOT_HEADER = "root:"
 
@@ -78,10 +82,11 @@ def detect_format(path: Path, text: str) -> str:
     if suffix == ".json":
         return "sabre"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if suffix == ".csv" or (first and any(ch.isalpha() for ch in first.replace("e", "").replace("E", "")) and "," in first):
-        return "csv"
     if first.startswith("["):
         return "sabre"
+    has_letters = any(ch.isalpha() for ch in first.replace("e", "").replace("E", ""))
+    if suffix == ".csv" or (has_letters and not first.startswith("#") and any(sep in first for sep in ",\t;")):
+        return "csv"
     fields = first.replace(",", " ").split()
     if len(fields) == 1 and fields[0].isdigit():
         return "mahimahi"
@@ -156,46 +161,6 @@ def parse_sabre(path: Path, text: str) -> Trace:
     return _trace(path, times, [bandwidths[0]] + bandwidths, lines)
 
 
-def _parse_time(text: str, path: Path, line_no: int) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise TraceError(path, f"time {text!r} is neither seconds nor an ISO date-time", line_no) from None
-
-
-def parse_csv(path: Path, text: str) -> Trace:
-    rows = csv.reader(io.StringIO(text))
-    header = next(rows, None)
-    if not header:
-        raise TraceError(path, "the trace is empty (no header, no data rows)")
-    columns = [name.strip().lower() for name in header]
-    time_col = next((columns.index(name) for name in TIME_COLUMNS if name in columns), None)
-    rate_col = next((columns.index(name) for name in MBPS_COLUMNS if name in columns), None)
-    scale = 1.0
-    if rate_col is None:
-        rate_col = next((columns.index(name) for name in KBPS_COLUMNS if name in columns), None)
-        scale = 1e-3
-    if time_col is None or rate_col is None:
-        raise TraceError(path, f"CSV header {header} needs a time column ({', '.join(TIME_COLUMNS)}) and a "
-                               f"throughput column ({', '.join(MBPS_COLUMNS + KBPS_COLUMNS)})", 1)
-    times, bandwidths, lines = [], [], []
-    for line_no, row in enumerate(rows, start=2):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise TraceError(path, f"expected {len(header)} columns as in the header, found {len(row)}", line_no)
-        times.append(_parse_time(row[time_col], path, line_no))
-        bandwidths.append(_number(row[rate_col], path, line_no, "throughput") * scale)
-        lines.append(line_no)
-    if times:
-        times = [t - times[0] for t in times]
-    return _trace(path, times, bandwidths, lines)
-
-
 def _trace(path: Path, times, bandwidths, lines) -> Trace:
     time_s = np.asarray(times, dtype=np.float64)
     bw_mbps = np.asarray(bandwidths, dtype=np.float64)
@@ -209,18 +174,55 @@ def _trace(path: Path, times, bandwidths, lines) -> Trace:
     return Trace(name=path.name, time_s=time_s, bw_mbps=bw_mbps, source=str(path), lines=lines)
 
 
-PARSERS = {"cooked": parse_cooked, "mahimahi": parse_mahimahi, "sabre": parse_sabre, "csv": parse_csv}
+PARSERS = {"cooked": parse_cooked, "mahimahi": parse_mahimahi, "sabre": parse_sabre}
+TraceFormat = str | Path | MappingSpec
 
 
-def load_trace(path: str | Path, fmt: str = "auto") -> Trace:
-    """Load one trace file; raise ``TraceError`` (file and line) on anything unusable."""
+def resolve_format(fmt: TraceFormat) -> str | MappingSpec:
+    """``fmt`` as a parser name (or ``auto``/``csv``) or a ``MappingSpec`` (a preset name, a mapping file)."""
+    if isinstance(fmt, MappingSpec):
+        return fmt
+    text = str(fmt)
+    if text in FORMATS:
+        return text
+    if text in PRESET_NAMES:
+        return MappingSpec(source=f"preset {text}", preset=text)
+    if Path(text).suffix.lower() in (".toml", ".json"):
+        return load_mapping(text)
+    raise ValueError(f"trace format must be one of {', '.join(FORMATS)}, a CSV preset ({', '.join(PRESET_NAMES)}) "
+                     f"or a mapping file (.toml or .json), got {text!r}")
+
+
+def load_file(path: str | Path, fmt: TraceFormat = "auto") -> tuple[list[Trace], FileReport]:
+    """The traces of one file (a CSV file may hold several) and the report of how they were read."""
     path = Path(path)
-    if fmt not in FORMATS:
-        raise ValueError(f"trace format must be one of {FORMATS}, got {fmt!r}")
+    kind = resolve_format(fmt)
     text = _read_text(path)
     if not text.strip():
         raise TraceError(path, "the trace is empty (no data rows)")
-    return PARSERS[detect_format(path, text) if fmt == "auto" else fmt](path, text)
+    if isinstance(kind, MappingSpec):
+        return load_csv(path, text, kind)
+    kind = detect_format(path, text) if kind == "auto" else kind
+    if kind == "csv":
+        return load_csv(path, text)
+    trace = PARSERS[kind](path, text)
+    report = FileReport(path=str(path), format=kind, rows_read=len(trace),
+                        traces=[{"name": trace.name, "rows": len(trace), "duration_s": trace.duration_s}])
+    return [trace], report
+
+
+def load_traces(path: str | Path, fmt: TraceFormat = "auto") -> list[Trace]:
+    """Every trace in one file; raise ``TraceError`` (file and line) on anything unusable."""
+    return load_file(path, fmt)[0]
+
+
+def load_trace(path: str | Path, fmt: TraceFormat = "auto") -> Trace:
+    """Load a file that holds one trace; raise ``TraceError`` (file and line) on anything unusable."""
+    traces = load_traces(path, fmt)
+    if len(traces) != 1:
+        shown = ", ".join(trace.name for trace in traces[:3]) + (", ..." if len(traces) > 3 else "")
+        raise TraceError(path, f"holds {len(traces)} traces ({shown}); load it with load_traces or load_trace_dir")
+    return traces[0]
 
 
 def is_trace_list(path: str | Path) -> bool:
@@ -292,14 +294,6 @@ def read_trace_list(list_path: str | Path) -> list[Path]:
     return list(first_line)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def trace_files(folder: str | Path, recursive: bool = True) -> list[Path]:
     """The trace files under ``folder``, sorted by path; documentation files and dotfiles skipped.
 
@@ -320,15 +314,43 @@ def trace_files(folder: str | Path, recursive: bool = True) -> list[Path]:
     return sorted(files, key=lambda p: str(p.relative_to(folder)))
 
 
-def load_trace_dir(folder: str | Path, fmt: str = "auto", recursive: bool = True) -> list[Trace]:
+def load_trace_dir(folder: str | Path, fmt: TraceFormat = "auto", recursive: bool = True) -> list[Trace]:
     """Load every trace under ``folder`` (sorted by relative path); an empty folder is an error.
 
     ``folder`` may be a trace list (``.txt``): exactly the listed traces load, in list order.
     """
-    files = trace_files(folder, recursive)
+    return load_trace_dir_reports(folder, fmt, recursive)[0]
+
+
+def load_trace_dir_reports(folder: str | Path, fmt: TraceFormat = "auto",
+                           recursive: bool = True) -> tuple[list[Trace], list[FileReport]]:
+    """``load_trace_dir`` plus one ``FileReport`` per file (what was averaged, held, split, dropped)."""
+    kind = resolve_format(fmt)
+    # a mapping file given as fmt may sit among the traces: it is not one of them
+    given = Path(kind.source).resolve() if isinstance(kind, MappingSpec) and Path(kind.source).is_file() else None
+    files = [path for path in trace_files(folder, recursive) if given is None or path.resolve() != given]
     if not files:
         raise TraceError(folder, "holds no trace files")
-    return [load_trace(path, fmt) for path in files]
+    root = None if is_trace_list(folder) else Path(folder)
+    found: dict[Path, MappingSpec | None] = {}
+    traces, reports = [], []
+    for path in files:
+        spec = (_folder_mapping(path, root, found) or kind) if kind == "auto" else kind
+        file_traces, report = load_file(path, spec)
+        traces.extend(file_traces)
+        reports.append(report)
+    return traces, reports
+
+
+def _folder_mapping(path: Path, root: Path | None, found: dict) -> MappingSpec | None:
+    """The nearest trace-format file from ``path``'s folder up to ``root`` (its own folder only for lists)."""
+    for folder in [path.parent, *path.parent.parents]:
+        if folder not in found:
+            mapping_file = next((folder / name for name in FOLDER_MAPPING_NAMES if (folder / name).is_file()), None)
+            found[folder] = load_mapping(mapping_file) if mapping_file else None
+        if found[folder] is not None or root is None or folder == root or root not in folder.parents:
+            return found[folder]
+    return None
 
 
 def write_cooked(trace: Trace, path: str | Path) -> None:
