@@ -899,6 +899,9 @@ def write_results() -> Path:
                          + ("not rerun" if current is None else "the same design" if current == row["design"]
                             else f"`{current}` (not promoted)") + " |")
         lines.append("")
+    replay = REPO / "experiments" / "results" / "nada_replay" / "README.md"
+    if replay.exists():  # written by experiments/nada_replay.py, kept between its markers
+        lines += ["<!-- nada-replay:begin -->", replay.read_text().rstrip("\n"), "<!-- nada-replay:end -->", ""]
     lines += ["## Reproduce", "", "```",
               "RAY_worker_niceness=0 python experiments/paper_eval.py main --network broadband   # then 3g, 4g, 5g, "
               "satellite (or --network all)",

@@ -45,6 +45,9 @@ def add_parser(commands) -> None:
     train.add_argument("--steps", type=int, default=30_720, help="env steps per run (10 rollouts at the default 64 x 48)")
     train.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
                        help="also run the design under these PPO settings, side by side (e.g. ppo.n_epochs=4)")
+    train.add_argument("--compare", type=Path, metavar="DESIGN",
+                       help="also run this design under the same settings, side by side (e.g. a NADA design "
+                            "next to the torch design it mirrors)")
     train.add_argument("--validation", action="store_true",
                        help="instead: whole training runs with trusted validation vs validation in the trainer's "
                             "process, alternating (--steps per run, --eval-every, --rounds)")
@@ -171,10 +174,16 @@ def run_train(args) -> int:
     design = Path(args.design or REPO_ROOT / "designs" / "pensieve").resolve()
     if args.validation:
         return run_validation_bench(args, design)
+    compare = args.compare.resolve() if args.compare else None
+    if compare is not None and not compare.is_dir():
+        print(f"error: {args.compare}: no such design folder", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="llmabr-bench-") as workdir:
         extra = [json.dumps(args.versus)] if args.versus else []
+        extra += ["--compare", str(compare)] if compare else []
+        readable = bench_readable(design) + ((str(compare),) if compare else ())
         cage = run_caged([_sys.executable, "-I", "-m", "llmabr.train.bench", str(design), str(args.steps), *extra],
-                         Path(workdir), CageLimits(wall_s=1800.0, cpu_s=3600, readable=bench_readable(design)))
+                         Path(workdir), CageLimits(wall_s=1800.0, cpu_s=3600, readable=readable))
     lines = cage.stdout_tail.strip().splitlines()
     if cage.returncode != 0 or not lines:
         print(f"error: the benchmark process {cage.describe()}: {cage.stderr_tail[-800:]}", file=sys.stderr)
@@ -183,10 +192,11 @@ def run_train(args) -> int:
     from llmabr.train.config import PPOConfig
 
     ppo = PPOConfig()
-    print(f"design {design.name}, PPO defaults ({ppo.n_envs} players x {ppo.n_steps} steps, minibatch {ppo.batch_size}, "
-          f"{ppo.n_epochs} epochs), {args.steps:,} steps per run, one torch thread, in the cage")
+    print(f"design {design.name} ({result.get('kind', 'torch')}), PPO defaults ({ppo.n_envs} players x "
+          f"{ppo.n_steps} steps, minibatch {ppo.batch_size}, {ppo.n_epochs} epochs), {args.steps:,} steps per run, "
+          "one torch thread, in the cage")
     print(f"{'run':<14} {'steps/s':>9} {'rollout s':>10} {'update s':>9} {'update share':>13}")
-    for name in ("sb3_ceiling", "abr", "abr_versus"):
+    for name in ("sb3_ceiling", "abr", "abr_versus", "compare"):
         if name not in result:
             continue
         run = result[name]
@@ -194,6 +204,10 @@ def run_train(args) -> int:
               f"{run['update_s'] / run['wall_s']:>12.0%}")
     if "versus_ratio" in result:
         print(f"defaults vs {' '.join(args.versus)} (abr_versus): {result['versus_ratio']:.2f}x env-steps/s")
+    if "compare_ratio" in result:
+        other = result["compare"]
+        print(f"compare: design {other['design']} ({other['kind']}) trains at {result['compare_ratio']:.2f}x the "
+              f"env-steps/s of {design.name} ({result.get('kind', 'torch')}), same settings, same process")
     print(f"ratio to SB3 ceiling: {100 * result['ratio']:.0f}%")
     return 0
 

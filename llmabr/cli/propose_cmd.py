@@ -1,8 +1,9 @@
 """``llmabr propose --kind state|network [--n N] [--out DIR]``: write N design folders.
 
 The proposer is the LLM when an endpoint is configured (``--base-url`` / ``LLMABR_LLM_BASE_URL``
-/ ``OPENAI_BASE_URL``, or the API key variable set), else the embedded offline proposer, and the
-output says which. ``--replay PATH`` reads designs from a folder or a JSONL of replies instead.
+/ ``OPENAI_BASE_URL``, the API key variable set, or ``--local-model FILE.gguf``, for which the
+command starts llama.cpp's server itself and stops it at the end), else the embedded offline
+proposer, and the output says which. ``--replay PATH`` reads designs from a folder or a JSONL of replies instead.
 ``--check`` runs S0 and S1 on every design written and reports the pass rate.
 """
 
@@ -29,6 +30,9 @@ def add_parser(commands) -> None:
     propose.add_argument("--config", type=Path, help="TOML file whose [llm] section configures the endpoint")
     propose.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     propose.add_argument("--model", help="model name")
+    propose.add_argument("--local-model", metavar="FILE.gguf",
+                         help="local GGUF file: start llama.cpp's server for it, stop it at the end "
+                              "(sets llm.local_model; needs pip install 'llmabr[local-llm]')")
     propose.add_argument("--api-key-env", help="environment variable holding the API key")
     propose.add_argument("--temperature", type=float)
     propose.add_argument("--max-repairs", type=int, default=2, help="repair round-trips per reply")
@@ -55,8 +59,10 @@ def make_proposals(args, out: Path, console) -> tuple[list, list, str]:
             f"replay of {args.replay}"
     from llmabr.proposer.llm_config import llm_config_from
 
+    local_model = str(Path(args.local_model).expanduser().resolve()) if args.local_model else None
     overrides = {key: value for key, value in (("base_url", args.base_url), ("model", args.model),
-                                               ("api_key_env", args.api_key_env), ("temperature", args.temperature))
+                                               ("api_key_env", args.api_key_env), ("temperature", args.temperature),
+                                               ("local_model", local_model))
                  if value is not None}
     section = None
     if args.config is not None:
@@ -75,10 +81,21 @@ def make_proposals(args, out: Path, console) -> tuple[list, list, str]:
     from llmabr.proposer.context import build_context
     from llmabr.proposer.llm import LLMProposer, static_check
 
-    client = LLMClient(config, out)
-    proposer = LLMProposer(client, max_repairs=args.max_repairs, check=static_check)
     context = build_context(args.network, args.traces)
-    proposals, rejected = proposer.propose(args.kind, args.n, context)
+    server = None
+    if config.local_model is not None:
+        from llmabr.proposer.local_server import LocalServer
+
+        server = LocalServer.for_config(config, out / "llama_server.log")
+        console.print(f"starting llama.cpp's server: {server.describe()}")
+        config = server.start().client_config(config)
+    try:
+        client = LLMClient(config, out)
+        proposer = LLMProposer(client, max_repairs=args.max_repairs, check=static_check)
+        proposals, rejected = proposer.propose(args.kind, args.n, context)
+    finally:
+        if server is not None:
+            server.stop()
     usage = client.usage()
     console.print(f"LLM usage: {usage}")
     return proposals, [(r.name, f"{r.stage}: {r.reason}") for r in rejected], proposer.label

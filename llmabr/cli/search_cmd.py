@@ -3,6 +3,8 @@
 With no arguments: the embedded default (offline proposer unless an LLM endpoint is configured,
 synthetic broadband traces, two workers, about ten minutes), ending with ``RUN/report.md``.
 ``--resume RUN`` continues a search that was stopped or killed, with nothing lost or redone.
+``--local-model FILE.gguf`` (``llm.local_model``) proposes with a local model: the search starts
+llama.cpp's server for it, uses it with no API key, and stops it when the search ends, however it ends.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def add_parser(commands) -> None:
     search.add_argument("--minutes", type=float, help="time budget")
     search.add_argument("--replay", help="evaluate designs written elsewhere (a folder of designs or a JSONL of "
                                          "LLM replies) instead of proposing; sets proposer=replay")
+    search.add_argument("--local-model", type=Path, metavar="FILE.gguf",
+                        help="propose with this local GGUF model: starts llama.cpp's server for it, stops it at the "
+                             "end (sets llm.local_model; needs pip install 'llmabr[local-llm]')")
     search.set_defaults(handler=run)
 
 
@@ -46,6 +51,8 @@ def run(args) -> int:
             overrides.append(f"{key}={flag}")
     if args.replay is not None:
         overrides += ["proposer=replay", f"replay={Path(args.replay).resolve()}"]
+    if args.local_model is not None:
+        overrides.append(f"llm.local_model={args.local_model.expanduser().resolve()}")
     try:
         if args.resume is not None:
             if overrides or args.config:
@@ -59,6 +66,11 @@ def run(args) -> int:
                 from llmabr.search.proposing import load_replay
 
                 load_replay(config.replay, config.budget.designs)
+            local_model = config.llm.get("local_model")
+            if local_model is not None and config.proposer in ("auto", "llm"):  # a missing file or llama_cpp: say so now
+                from llmabr.proposer.local_server import check_local_model
+
+                check_local_model(local_model)
             run_dir = args.out or Path("runs") / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
             if (run_dir / "archive.sqlite").exists():
                 raise ValueError(f"{run_dir} already holds a search; use --resume {run_dir} or another --out")
@@ -70,6 +82,7 @@ def run(args) -> int:
     from llmabr.search.loop import Search
     from llmabr.search.report import write_report
 
+    search = None
     try:
         search = Search(run_dir, config, console)
         console.print(f"search [bold]{run_dir}[/]: {search.config.mode} mode, {search.proposing.label}, "
@@ -80,6 +93,7 @@ def run(args) -> int:
         finally:
             executor.shutdown()
         summary["llm_cost_usd"] = search.proposing.cost_usd()
+        summary["llm_usage"] = search.proposing.usage()
         report = write_report(search.archive, search.config, search.test_traces, summary)
     except ArchiveError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -87,9 +101,20 @@ def run(args) -> int:
     except (ValueError, FileNotFoundError) as error:  # e.g. a replay source with nothing usable
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # noqa: BLE001 - only LLMError is handled; anything else is raised again
+        # An LLMError here means the local model's server did not start. The client module (and the
+        # openai package, an optional extra) is only looked up if something imported it already.
+        client = sys.modules.get("llmabr.proposer.client")
+        if client is None or not isinstance(error, client.LLMError):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"interrupted; continue with: llmabr search --resume {run_dir}", file=sys.stderr)
         return 130
+    finally:
+        if search is not None:
+            search.proposing.close()  # the local model's server, if the search started one
     console.print(f"report: {report}")
     print(report.read_text().split("\n\n")[2] if report.exists() else "")
     return 0

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +46,12 @@ NO_KEY_PLACEHOLDER = "not-needed"
 # 408 request timeout, 409 lock conflict, 429 rate limit: worth another try; other 4xx are not.
 RETRYABLE_4XX = (408, 409, 429)
 SERVER_MESSAGE_MAX_CHARS = 500
+# The budget estimate learns tokens per character only from prompts at least this long.
+LEARN_MIN_CHARS = 2000
+# How servers say the prompt does not fit: OpenAI and llama.cpp's server send the code
+# context_length_exceeded; vLLM and others only say so in the message.
+CONTEXT_CODE = "context_length_exceeded"
+CONTEXT_MESSAGE = re.compile(r"context (length|window)|maximum context|exceeds? the context|prompt is too long", re.IGNORECASE)
 
 
 class LLMError(RuntimeError):
@@ -92,12 +99,15 @@ class LLMClient:
     ``sleep`` and ``rng`` drive the backoff waits (tests pass a recorder and a seeded rng).
 
     Budget estimate, made before each request without sending anything: prompt tokens ~ the
-    characters of all message contents / 4 (about right for English and code with OpenAI
-    tokenizers), completion tokens at most ``max_tokens * n``; the worst-case cost prices both
-    with the model's price table. A request is refused (``BudgetExceeded``) when the tokens or
-    USD already spent, plus the worst cases of requests still in flight, plus its own worst case
-    would exceed ``budget_tokens`` or ``budget_usd``. Spending is then counted from the usage the
-    server reports, so the cap is never crossed as long as the server honours ``max_tokens``.
+    characters of all message contents x tokens per character, completion tokens at most
+    ``max_tokens * n``; the worst-case cost prices both with the model's price table. Tokens per
+    character start at 1/4 (about right for English and code with OpenAI tokenizers) and rise to
+    the highest ratio the server's reported prompt tokens have shown on prompts of at least
+    ``LEARN_MIN_CHARS`` characters (SmolLM2's tokenizer gives about 0.3 on the proposer's prompts). A request is refused
+    (``BudgetExceeded``) when the tokens or USD already spent, plus the worst cases of requests
+    still in flight, plus its own worst case would exceed ``budget_tokens`` or ``budget_usd``.
+    Spending is then counted from the usage the server reports, so once the ratio is learnt the
+    cap is not crossed as long as the server honours ``max_tokens``.
     """
 
     def __init__(self, config: LLMConfig, log_dir: Path | None, env: Mapping[str, str] = os.environ,
@@ -105,6 +115,9 @@ class LLMClient:
         self.config = config
         self._sleep = sleep
         self._rng = rng or random.Random()
+        if config.local_model is not None and config.base_url is None:
+            raise LLMError("llm.local_model is set but its server is not started: start it with "
+                           "llmabr.proposer.local_server.LocalServer and pass server.client_config(config)")
         api_key = env.get(config.api_key_env)
         if not api_key:
             if config.base_url is None:
@@ -125,6 +138,7 @@ class LLMClient:
                         "requests": 0, "failures": 0, "attempts": 0}
         self._in_flight_tokens = 0
         self._in_flight_usd = 0.0
+        self._tokens_per_char = 0.25
         self._log_path = None
         if log_dir is not None:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -148,7 +162,7 @@ class LLMClient:
                   "purpose": purpose, "base_url": _without_userinfo(self._base_url),
                   "model": self.config.model, "messages": messages,
                   "params": {"n": n, "temperature": self.config.temperature,
-                             "max_tokens": self.config.max_tokens}}
+                             "max_tokens": self.config.max_tokens, "seed": self.config.seed}}
         try:
             estimate_tokens, estimate_usd = self._reserve(messages, n)
         except BudgetExceeded as err:
@@ -158,6 +172,8 @@ class LLMClient:
                   "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
         if n != 1:
             params["n"] = n  # only when needed: some compatible servers reject the field
+        if self.config.seed is not None:
+            params["seed"] = self.config.seed
         errors = []
         attempts = 0
         result = None
@@ -186,6 +202,9 @@ class LLMClient:
                 if result is None:
                     self._totals["failures"] += 1
                 else:
+                    chars = _message_chars(messages)
+                    if chars >= LEARN_MIN_CHARS:  # long enough that the chat template's own tokens do not count
+                        self._tokens_per_char = max(self._tokens_per_char, result.prompt_tokens / chars)
                     self._totals["prompt_tokens"] += result.prompt_tokens
                     self._totals["completion_tokens"] += result.completion_tokens
                     self._totals["cost_usd"] += result.cost_usd
@@ -212,6 +231,12 @@ class LLMClient:
             raise _AttemptFailed(f"connection error: {err}", retryable=True) from None
         except openai.APIStatusError as err:
             status = err.status_code
+            if _context_exceeded(err):  # the same request would fail again, whatever the status says
+                raise _AttemptFailed(
+                    f"HTTP {status}: the prompt does not fit the model's context window: {_server_message(err)} "
+                    f"Shorten the prompt or lower llm.max_tokens ({self.config.max_tokens}), or give the model a "
+                    f"larger context (llm.local_n_ctx for llm.local_model; --n_ctx for llama.cpp's server, "
+                    f"--max-model-len for vLLM, num_ctx for Ollama)", retryable=False) from None
             retryable = status in RETRYABLE_4XX or status >= 500
             raise _AttemptFailed(f"HTTP {status}: {_server_message(err)}", retryable,
                                  _retry_after_s(err.response.headers)) from None
@@ -248,8 +273,8 @@ class LLMClient:
 
     def _reserve(self, messages: list[dict], n: int) -> tuple[int, float]:
         """Check the budget for this request's worst case and hold it while the request runs."""
-        text_chars = sum(len(str(message.get("content") or "")) for message in messages)
-        prompt_tokens = math.ceil(text_chars / 4)
+        with self._lock:
+            prompt_tokens = math.ceil(_message_chars(messages) * self._tokens_per_char)
         worst_tokens = prompt_tokens + self.config.max_tokens * n
         worst_usd = self._cost_usd(prompt_tokens, self.config.max_tokens * n)
         budget_tokens, budget_usd = self.config.budget_tokens, self.config.budget_usd
@@ -305,6 +330,10 @@ class LLMClient:
         return text
 
 
+def _message_chars(messages: list[dict]) -> int:
+    return sum(len(str(message.get("content") or "")) for message in messages)
+
+
 def _server_message(err: openai.APIStatusError) -> str:
     body = err.body
     if isinstance(body, dict):
@@ -313,6 +342,14 @@ def _server_message(err: openai.APIStatusError) -> str:
     else:
         message = body if body is not None else err.message
     return str(message)[:SERVER_MESSAGE_MAX_CHARS]
+
+
+def _context_exceeded(err: openai.APIStatusError) -> bool:
+    body = err.body
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("code") == CONTEXT_CODE:
+        return True
+    return bool(CONTEXT_MESSAGE.search(_server_message(err)))
 
 
 def _retry_after_s(headers) -> float | None:

@@ -44,10 +44,19 @@ class LLMConfig:
 
     base_url             None: OpenAI's own API; else e.g. ``http://localhost:8000/v1`` (vLLM,
                          Ollama, LM Studio; these need no key)
+    local_model          path of a GGUF file: the command starts llama.cpp's OpenAI-compatible
+                         server for it (``llmabr.proposer.local_server``), talks to it (``base_url``
+                         is then ignored) and stops it at the end; needs ``llmabr[local-llm]``
+    local_n_ctx          that server's context window in tokens (prompt + reply must fit)
+    local_threads        its CPU threads; None: every core this process may run on
+    local_gpu_layers     layers offloaded to a GPU (-1: all) by a GPU build of llama.cpp
+    local_start_timeout_s  how long loading the model may take before the command gives up
     model                model name sent with each request; also the price-table key
     api_key_env          name of the environment variable holding the key
     temperature, n, max_tokens   sampling: n choices of at most max_tokens completion tokens
-    timeout_s            per HTTP attempt
+    seed                 sent with each request when set (OpenAI and llama.cpp honour it), so
+                         that temperature-0 runs repeat
+    timeout_s            per HTTP attempt (a 7B model on CPU may take minutes per reply: raise it)
     concurrency          most requests in flight at once, over all threads using one client
     max_retries          retries after the first attempt (429, 5xx, timeouts, malformed replies)
     backoff_base_s, backoff_max_s   exponential backoff with full jitter, capped
@@ -57,11 +66,17 @@ class LLMConfig:
     """
 
     base_url: str | None = None
+    local_model: str | None = None
+    local_n_ctx: int = 4096
+    local_threads: int | None = None
+    local_gpu_layers: int = 0
+    local_start_timeout_s: float = 300.0
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float = 0.8
     n: int = 1
     max_tokens: int = 2048
+    seed: int | None = None
     timeout_s: float = 120.0
     concurrency: int = 4
     max_retries: int = 5
@@ -73,7 +88,10 @@ class LLMConfig:
 
     def __post_init__(self):
         positive = {"n": self.n, "max_tokens": self.max_tokens, "timeout_s": self.timeout_s,
-                    "concurrency": self.concurrency}
+                    "concurrency": self.concurrency, "local_n_ctx": self.local_n_ctx,
+                    "local_start_timeout_s": self.local_start_timeout_s}
+        if self.local_threads is not None:
+            positive["local_threads"] = self.local_threads
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"llm.{name} must be > 0, got {value!r}")
@@ -94,12 +112,12 @@ class LLMConfig:
         return None if price is None else (float(price[0]), float(price[1]))
 
     def is_configured(self, env: Mapping[str, str]) -> bool:
-        """True when a base URL is set or ``env`` holds the API key variable."""
-        return self.base_url is not None or bool(env.get(self.api_key_env))
+        """True when a local model or a base URL is set, or ``env`` holds the API key variable."""
+        return self.local_model is not None or self.base_url is not None or bool(env.get(self.api_key_env))
 
     @property
     def configured(self) -> bool:
-        """True when an LLM can be reached: a base URL is set or the key variable is present.
+        """True when an LLM can be reached: a local model or a base URL is set, or the key variable is present.
 
         False means the caller should fall back to the offline proposer."""
         return self.is_configured(os.environ)

@@ -5,6 +5,9 @@ with ``type`` one of branches (Pensieve's: a Linear per short feature, a Conv1d 
 mlp, conv (series of equal length stacked as channels), gru, lstm, attention (self-attention
 over time steps). Every trunk works for any feature dict: features of size >= 4 are series,
 the rest are concatenated as flat inputs, so any state design fits any trunk.
+
+``TYPE_AFFINITY``, ``WIDTH_AFFINITY`` and ``LAYERNORM_AFFINITY``: which trace signals make a trunk type,
+a width or layer norm more likely in the offline proposer (weights ``1 + sum(gain * signal)``; priors, see state_blocks).
 """
 
 from __future__ import annotations
@@ -12,6 +15,15 @@ from __future__ import annotations
 ACTIVATIONS = {"relu": "nn.ReLU", "tanh": "nn.Tanh", "elu": "nn.ELU", "gelu": "nn.GELU", "leaky_relu": "nn.LeakyReLU"}
 TYPES = ("branches", "mlp", "conv", "gru", "lstm", "attention")
 WIDTHS = (32, 64, 128, 256)
+# temporal encoders can smooth a noisy series themselves; an MLP suffices where it is steady
+TYPE_AFFINITY: dict[str, dict[str, float]] = {
+    "conv": {"variability": 2.0}, "gru": {"variability": 2.0}, "lstm": {"variability": 2.0},
+    "attention": {"variability": 1.0, "spread": 1.0}, "mlp": {"stability": 2.0},
+}
+# with headroom the decision is nearly "hold the top rung or step down on a dip": a narrow trunk
+# learns it in a short budget; a constrained ladder asks for finer choices between close levels
+WIDTH_AFFINITY: dict[int, dict[str, float]] = {32: {"headroom": 1.5}, 64: {"headroom": 1.0}, 256: {"constrained": 1.0}}
+LAYERNORM_AFFINITY = {"spread": 2.0}  # inputs over orders of magnitude: normalize inside the trunk
 SEED_NET = {"type": "branches", "width": 128, "activation": "relu", "depth": 1, "layernorm": False, "shared_trunk": False}
 
 HEADER = '''"""{doc}"""

@@ -21,11 +21,13 @@ class Proposal:
     notes: str = ""
     genome: dict | None = None  # offline designs: the building-block choices (for mutation)
     conversation: list[dict] = field(default_factory=list)  # LLM designs: prompt and reply
+    network: str = "any"  # the network type it is meant for (a search's type): S1 judges features on it
 
     def to_design(self) -> Design:
         return Design(name=self.name, state_source=self.state_source, net_source=self.net_source,
                       kind=detect_kind(self.state_source) if self.net_source is None else "torch",
-                      origin=self.origin, parent=self.parent, notes=self.notes, shared_trunk=self.shared_trunk)
+                      origin=self.origin, parent=self.parent, notes=self.notes, shared_trunk=self.shared_trunk,
+                      network=self.network)
 
     def write(self, folder: Path) -> Path:
         """A complete design folder (loadable by ``llmabr check``), plus genome / conversation when known."""

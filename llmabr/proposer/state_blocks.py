@@ -5,6 +5,10 @@ A state genome is ``{"history": H, "throughput_scale": "ratio" | "log", "feature
 only the variables the preamble defines, uses batched torch on whole tensors (exportable to
 ONNX, no per-row Python), and scales its output into about [-1, 1] (throughputs are expressed
 in units of the top ladder bitrate, times in tens of seconds).
+
+``AFFINITY`` says which trace signals (``TraceProfile.signals``: variability, stability, outage,
+constrained, headroom, spread) make a block, a history length or a throughput scale more likely
+to be proposed; the offline proposer turns it into weights (``1 + sum(gain * signal)``).
 """
 
 from __future__ import annotations
@@ -93,6 +97,40 @@ THROUGHPUT_SCALES = {
 SEED_STATE = {"history": 8, "throughput_scale": "ratio",
               "features": ["last_bitrate", "buffer", "throughput", "download_time", "next_sizes", "chunks_left"]}
 HISTORIES = (4, 6, 8, 12, 16)
+
+# Priors, not measurements: each line says why a trace signal should favour a block. A block
+# absent here keeps weight 1 everywhere. The benchmark (experiments/offline_evolve.py) tests the
+# whole bias, not each gain.
+AFFINITY: dict[str, dict[str, float]] = {
+    # robust throughput estimates where throughput jumps (MPC and FESTIVE use the harmonic mean)
+    "throughput_harmonic": {"variability": 2.0},
+    "throughput_std": {"variability": 2.0},
+    "throughput_percentiles": {"variability": 1.5, "outage": 1.0, "spread": 0.5},  # the 10th percentile sees dips
+    # where throughput is steady, the latest sample and its smoothed value predict the next one
+    "throughput_ema": {"stability": 1.0},
+    "throughput_trend": {"stability": 1.0},
+    # below the lowest rung the buffer drains whatever the level: stall-risk signals
+    "rebuffer_recent": {"outage": 2.0},
+    "buffer_trend": {"outage": 1.5, "variability": 0.5},
+    "buffer_history": {"outage": 1.0},
+    "download_time": {"outage": 1.0},
+    "buffer": {"outage": 0.5, "headroom": 0.5},
+    "buffer_margin": {"constrained": 1.0, "outage": 1.0, "variability": 1.0},
+    # a constrained ladder makes the level choice itself the problem: per-level costs, switching
+    "predicted_download": {"constrained": 1.0, "variability": 0.5},
+    "size_ratios": {"constrained": 1.0},
+    "next_sizes": {"constrained": 0.5},
+    "bitrate_changes": {"constrained": 1.0},
+    "bitrate_history": {"constrained": 0.5},
+    # with headroom the policy mostly holds the top rung: where it is now matters most
+    "last_bitrate": {"headroom": 1.0},
+}
+# Longer windows average out variable throughput; short ones react faster where it is steady:
+# weight(H) = exp(tilt * (H - 8) / 8) with tilt = HISTORY_TILT * (variability - 0.4).
+HISTORY_TILT = 2.0
+# Log scale where throughput spans orders of magnitude or sits far above the ladder; ratio
+# (linear, about [0, 1]) where the ladder constrains it.
+SCALE_AFFINITY = {"log": {"spread": 3.0, "headroom": 1.0}, "ratio": {"constrained": 1.0}}
 
 
 def validate_state(genome: dict) -> None:

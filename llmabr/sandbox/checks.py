@@ -32,6 +32,9 @@ class CheckConfig:
 
     max_abs_p99: float = 20.0  # per feature column, on the design's network types
     max_abs: float = 1000.0
+    # "reject" (default) or "warn": a design whose features exceed the limits passes S1 with the
+    # finding kept in its report (for replaying published designs as they are, e.g. experiments/nada_replay.py)
+    normalization: str = "reject"
     alone_rows: int = 16  # rows recomputed alone for the batch-independence check
     batch_tolerance: float = 1e-5
     max_params: int = 5_000_000
@@ -39,6 +42,10 @@ class CheckConfig:
     max_latent_dim: int = 4096
     max_latency_ms_1: float = 25.0
     max_latency_ms_256: float = 250.0
+    # NADA designs call their state_func once per player in Python, and the paper's prompt invites
+    # scipy and pandas, whose calls cost 0.1-0.5 ms each (scipy.stats.linregress ~0.4 ms): about
+    # 4 ms per player. (Training caches features per row, so PPO's update does not pay it again.)
+    max_latency_ms_256_nada: float = 1000.0
     rows_per_network: int = 128
     history_len: int = 16
     # S1 needs torch (~0.7 GB of address space) and the probe batches: 3 GiB is ample.

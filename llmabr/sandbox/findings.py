@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # syntax, size, import, name, dunder, attribute, write, entrypoint, structure
+    check: str  # syntax, size, import, name, dunder, attribute, dispatch, write, entrypoint, structure
     line: int
     col: int
     message: str

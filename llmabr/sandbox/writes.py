@@ -523,7 +523,7 @@ class _Flows:
         for alias in node.names:
             bound = alias.asname or alias.name
             full_name = f"{node.module}.{alias.name}"
-            if full_name in rules.ALLOWED_IMPORTS:
+            if full_name in rules.NADA_ALLOWED_IMPORTS:
                 origin = _origin(MODULE, bound, f"the imported module {full_name}", module_object=True)
             else:
                 origin = _origin(MODULE, bound, f"imported from {node.module}",

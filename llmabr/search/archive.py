@@ -224,6 +224,20 @@ class Archive:
             db.execute("UPDATE tasks SET status = ?, finished_s = ?, result = ? WHERE id = ?",
                        ("done" if ok else "failed", time.time(), json.dumps(result), task.id))
 
+    def drop_queued(self, stages: tuple[str, ...], reason: str, keep_design: str | None = None) -> list[str]:
+        """Queued (not running) tasks of ``stages`` are marked failed with ``reason``, and so are their
+        designs (status "failed"); returns the designs. ``keep_design``'s tasks stay queued."""
+        marks = ", ".join("?" * len(stages))
+        with self.transaction() as db:
+            rows = db.execute(f"SELECT id, design FROM tasks WHERE status = 'queued' AND stage IN ({marks})"
+                              + (" AND design != ?" if keep_design else ""),
+                              (*stages, *([keep_design] if keep_design else []))).fetchall()
+            for row in rows:
+                db.execute("UPDATE tasks SET status = 'failed', finished_s = ?, result = ? WHERE id = ?",
+                           (time.time(), json.dumps({"error": reason}), row["id"]))
+                db.execute("UPDATE designs SET status = 'failed', reason = ? WHERE name = ?", (reason, row["design"]))
+        return [row["design"] for row in rows]
+
     def requeue(self, task: Task) -> None:
         with self.transaction() as db:
             db.execute("UPDATE tasks SET status = 'queued' WHERE id = ?", (task.id,))

@@ -45,6 +45,9 @@ class SearchConfig:
     queue_ahead: int = 4  # proposals kept ready ahead of the workers
     round_size: int = 4  # evolve: proposals per round
     early_stop: bool = True  # S2 early stopping against the seed design's curve
+    # S1's feature-scale check: "reject" unnormalized designs, or "warn" and train them anyway (replaying
+    # published designs as they are); the finding stays in the design's check.json either way
+    check_normalization: str = "reject"
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     # PPO settings (network/traces/steps are set per stage); the imitation is shorter than `llmabr train`'s
     # (4 x 3,072 rows instead of 8 x 6,144: about a quarter of the CPU time) so that the embedded search fits in ~10 minutes
@@ -54,6 +57,8 @@ class SearchConfig:
     def __post_init__(self):
         if self.mode not in ("evolve", "paper"):
             raise ValueError(f"search.mode must be 'evolve' or 'paper', got {self.mode!r}")
+        if self.check_normalization not in ("reject", "warn"):
+            raise ValueError(f"search.check_normalization must be 'reject' or 'warn', got {self.check_normalization!r}")
         if self.proposer not in ("auto", "offline", "llm", "replay"):
             raise ValueError(f"search.proposer must be auto, offline, llm or replay, got {self.proposer!r}")
         if (self.proposer == "replay") != (self.replay is not None):

@@ -125,7 +125,7 @@ class Search:
         folder = self.archive.folder(task.design)
         budget = self.config.budget
         if task.stage == "check":
-            return "check", str(folder)
+            return "check", str(folder), self.config.check_normalization
         if task.stage == "screen":
             config = self.train_config(budget.screen_steps, self.config.seed, budget.screen_eval_every)
             use_reference = reference if task.design != SEED_NAME and self.config.early_stop else None
@@ -215,6 +215,12 @@ class Search:
         """When proposing and screening are over, choose the finalists and queue their S3 runs."""
         if self.archive.meta("finalists") is not None or not self.proposals_done.is_set():
             return
+        if self.elapsed_s() > 60.0 * self.config.budget.minutes:
+            # dispatch no longer starts checks or screens: those still queued would be waited for forever
+            dropped = self.archive.drop_queued(("check", "screen"), "out of time: not checked or screened within "
+                                               f"budget.minutes = {self.config.budget.minutes:g}", keep_design=SEED_NAME)
+            if dropped:
+                self.console.print(f"out of time: {len(dropped)} queued design(s) not screened: {', '.join(dropped)}")
         if self.archive.open_tasks(("check", "screen")):
             return
         screened = [d for d in self.archive.top(stage="screened") if d["name"] != SEED_NAME]

@@ -1,8 +1,10 @@
 """The proposal side of the search: which proposer, what to ask for next, when to stop asking.
 
 ``evolve``: rounds of ``round_size`` proposals, alternating state and network designs; each round
-is conditioned on the archive (the offline proposer mutates and recombines the best screened
-designs; the LLM sees them with their validation scores, plus recent failures with reasons).
+is conditioned on the archive (the offline proposer picks parents by validation score among the
+screened designs and the seed, mutates or recombines them and steers clear of failed designs, with
+mutations biased by the training traces' statistics; the LLM sees the best designs with their
+validation scores, plus recent failures with reasons).
 ``paper``: half the budget as state designs with the seed network, half as network designs with
 the seed state, then the top-k states x top-k networks combinations, as LLM-ABR did.
 Proposer ``replay`` (either mode): designs written elsewhere (``search.replay``: a folder of
@@ -12,17 +14,21 @@ the same order every time, which is what a benchmark or a re-evaluation on new t
 Proposals are decoupled from evaluation: ``top_up`` keeps at most ``queue_ahead`` designs waiting
 for a check or S2 ahead of the workers. An LLM endpoint that fails (after the client's own
 retries) is backed off from and the search continues with what it has; the LLM budget being
-reached ends proposing cleanly.
+reached ends proposing cleanly. With ``llm.local_model`` set, the search starts llama.cpp's server
+for that GGUF file here (``llmabr.proposer.local_server``, output in ``RUN/llama_server.log``) and
+``close`` stops it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from llmabr.proposer.offline import OfflineProposer
+from llmabr.proposer.offline import OfflineProposer, genome_hash
 from llmabr.proposer.proposal import Proposal
+from simulator.traces import SYNTH_TYPES
 
 
 def load_replay(source: str, limit: int) -> list[Proposal]:
@@ -46,8 +52,10 @@ class Proposing:
         self.cost_before_usd = float(archive.meta("llm_cost_usd", 0.0))  # spent before a resume
         self.backoff_until = 0.0
         self.failures_in_row = 0
+        self.usage_before = dict(archive.meta("llm_usage", {}))  # tokens and requests before a resume
         self.client = None
         self.llm = None
+        self.server = None
         from llmabr.proposer.llm_config import llm_config_from
 
         section = dict(config.llm)
@@ -63,13 +71,24 @@ class Proposing:
             from llmabr.proposer.client import LLMClient
             from llmabr.proposer.llm import LLMProposer, static_check
 
+            if llm_config.local_model is not None:
+                from llmabr.proposer.local_server import LocalServer
+
+                self.server = LocalServer.for_config(llm_config, Path(run_dir) / "llama_server.log")
+                console.print(f"starting llama.cpp's server: {self.server.describe()}")
+                llm_config = self.server.start().client_config(llm_config)
             self.client = LLMClient(llm_config, Path(run_dir))
             self.llm = LLMProposer(self.client, check=static_check)
             self.label = self.llm.label
         else:
             why = "" if config.proposer == "offline" else ", no LLM endpoint configured"
             self.label = f"offline proposer{why}"
-        self.offline = OfflineProposer(config.seed)
+        profile = None
+        if self.llm is None and self.replayed is None:  # the offline proposer conditions on the training traces
+            from llmabr.proposer.context import trace_profile
+
+            profile = trace_profile(config.network, config.traces, config.train.video)
+        self.offline = OfflineProposer(config.seed, profile)
 
     # -- accounting -----------------------------------------------------------------------------
 
@@ -79,6 +98,19 @@ class Proposing:
     def cost_usd(self) -> float:
         """LLM spending of this search (thread-safe: no archive access)."""
         return self.cost_before_usd + (self.client.usage()["cost_usd"] if self.client else 0.0)
+
+    def usage(self) -> dict:
+        """LLM usage of this search, resumed runs included: prompt_tokens, completion_tokens, requests,
+        failures (requests that ended in an error), cost_usd (thread-safe: no archive access)."""
+        now = self.client.usage() if self.client else {}
+        totals = {key: self.usage_before.get(key, 0) + now.get(key, 0)
+                  for key in ("prompt_tokens", "completion_tokens", "requests", "failures")}
+        return {**totals, "cost_usd": self.cost_usd()}
+
+    def close(self) -> None:
+        """Stop the local model server, if this search started one."""
+        if self.server is not None:
+            self.server.stop()
 
     def finished(self, elapsed_s: float) -> bool:
         """No more proposals: the budget of designs is used, time is up, or proposing was stopped."""
@@ -130,14 +162,21 @@ class Proposing:
             return None, 0  # combinations need the screened halves
         return "combo", self.config.budget.top_k ** 2
 
-    def _parents(self, kind: str) -> list[dict]:
-        """Screened designs of this kind with their genomes (offline mutation and recombination)."""
-        parents = []
-        for design in self.archive.top(8, stage="screened"):
+    def _offline_inputs(self) -> tuple[list[dict], list[dict], set[str]]:
+        """For the offline proposer: the scored designs still in the race (kind, genome, validation QoE; the seed
+        without a genome), the designs rejected or failed (with their genomes), and every archived genome's hash."""
+        parents, failures, seen = [], [], set()
+        for design in self.archive.designs():
             genome_path = self.archive.folder(design["name"]) / "genome.json"
-            if design["kind"] in (kind, "combo") and genome_path.exists():
-                parents.append({"name": design["name"], "genome": json.loads(genome_path.read_text())})
-        return parents
+            genome = json.loads(genome_path.read_text()) if genome_path.exists() else None
+            if genome is not None:
+                seen.add(genome_hash(genome))
+            entry = {"name": design["name"], "kind": design["kind"], "genome": genome, "val_qoe": design["val_qoe"]}
+            if design["status"] != "ok":
+                failures.append(entry)
+            elif design["val_qoe"] is not None:
+                parents.append(entry)
+        return parents, failures, seen
 
     def _combinations(self) -> list[Proposal]:
         from llmabr.design.format import load_design
@@ -184,7 +223,8 @@ class Proposing:
                 self._stop("paper mode: no screened state or network design to combine")
             return proposals
         if self.llm is None:
-            return self.offline.propose(kind, n, self._parents(kind))  # the archive dedups across calls
+            parents, failures, seen = self._offline_inputs()
+            return self.offline.propose(kind, n, parents, seen, failures)
         from llmabr.proposer.client import BudgetExceeded, LLMError
         from llmabr.proposer.context import build_context
         from llmabr.proposer.prompts import Failure, ScoredDesign
@@ -200,9 +240,11 @@ class Proposing:
         try:
             proposals, rejected = self.llm.propose(kind, n, context)
         except BudgetExceeded as error:
+            self._save_usage()
             self._stop(f"LLM budget reached ({error})")
             return []
         except LLMError as error:
+            self._save_usage()
             self.failures_in_row += 1
             config = self.client.config  # back off on the client's scale: seconds by default
             wait_s = min(config.backoff_max_s, 4.0 * config.backoff_base_s * 2 ** self.failures_in_row)
@@ -212,11 +254,15 @@ class Proposing:
                 self._stop(f"the LLM endpoint failed {self.failures_in_row} times in a row: {error}")
             return []
         self.failures_in_row = 0
-        self.archive.set_meta("llm_cost_usd", self.cost_usd())
+        self._save_usage()
         for failure in rejected:  # kept for the next prompt's failure list
             self.archive.set_meta(f"llm_rejected/{failure.name}/{time.time():.0f}",
                                   {"stage": failure.stage, "reason": failure.reason[:500]})
         return proposals
+
+    def _save_usage(self) -> None:
+        self.archive.set_meta("llm_cost_usd", self.cost_usd())
+        self.archive.set_meta("llm_usage", self.usage())
 
     def top_up(self, elapsed_s: float) -> int:
         """Propose until ``queue_ahead`` designs wait for evaluation; returns how many were added."""
@@ -233,6 +279,8 @@ class Proposing:
         added = 0
         proposals = self._ask(kind, n)[:n]
         for proposal in proposals:
+            if self.config.network in SYNTH_TYPES:  # S1 judges normalization on the rows this search trains on
+                proposal = replace(proposal, network=self.config.network)
             name, new = self.archive.add(proposal, round_index=len(self.proposed()) // self.config.round_size)
             if new:
                 self.archive.enqueue(name, "check")

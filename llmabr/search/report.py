@@ -46,6 +46,14 @@ def baseline_rows(config, test_traces: str) -> dict[str, list[dict]]:
     return rows_of(load_trace_dir(test_traces), video, config.train.mode, config.train.qoe, names=BASELINES)
 
 
+def _llm_usage_text(usage: dict | None) -> str:
+    if not usage or not usage.get("requests"):
+        return ""
+    failed = f", {usage['failures']} failed" if usage.get("failures") else ""
+    return (f" ({usage['requests']} LLM requests{failed}: {usage['prompt_tokens']:,} prompt + "
+            f"{usage['completion_tokens']:,} completion tokens)")
+
+
 def write_report(archive: Archive, config, test_traces: str, summary: dict, seed_name: str = "seed-pensieve") -> Path:
     import matplotlib
 
@@ -141,7 +149,7 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
         if task["started_s"] and task["finished_s"]:
             compute[task["stage"]] = compute.get(task["stage"], 0.0) + task["finished_s"] - task["started_s"]
     lines += ["Compute per stage (worker seconds): " + ", ".join(f"{k} {v:.0f} s" for k, v in compute.items())
-              + f"; LLM cost ${summary.get('llm_cost_usd', 0.0):.4f}.", "",
+              + f"; LLM cost ${summary.get('llm_cost_usd', 0.0):.4f}" + _llm_usage_text(summary.get("llm_usage")) + ".", "",
               "## All designs", "", "| design | kind | origin | stage | status | val QoE | reason |", "|---|---|---|---|---|---:|---|"]
     for name, d in designs.items():
         lines.append(f"| {name} | {d['kind']} | {d['origin']} | {d['stage']} | {d['status']} | "

@@ -15,11 +15,11 @@ from pathlib import Path
 from llmabr.train.config import from_dict
 
 
-def check(design_dir: str) -> dict:
+def check(design_dir: str, normalization: str = "reject") -> dict:
     """S0 + S1. Returns {"passed", "reason", "s1_s"}; writes check.json next to the design."""
-    from llmabr.sandbox.checks import check_design
+    from llmabr.sandbox.checks import CheckConfig, check_design
 
-    report = check_design(Path(design_dir))
+    report = check_design(Path(design_dir), CheckConfig(normalization=normalization))
     (Path(design_dir) / "check.json").write_text(json.dumps(report.to_dict(), indent=1, default=float))
     return {"passed": bool(report.passed), "reason": "" if report.passed else report.summary(),
             "rejected_at": report.rejected_at}

@@ -4,7 +4,8 @@ Two PPO runs with identical settings and the same design policy, side by side in
 (a) on the real environment (the C simulator behind the SB3 adapter, with VecMonitor, as in
 training) and (b) on ``ZeroCostVecEnv``, a VecEnv of the same shapes that does no work at all.
 (b) is what SB3 itself can reach with this network; (a)/(b) is the share of that ceiling we keep.
-Rollout and update time are split with callbacks.
+Rollout and update time are split with callbacks. With ``compare``, a second design runs (a) too,
+in the same process: e.g. a NADA design next to the torch design it mirrors.
 """
 
 from __future__ import annotations
@@ -99,10 +100,13 @@ def _run(env, loaded, design, layout, config: TrainConfig, steps: int) -> dict:
             "rollout_s": split.rollout_s, "update_s": wall_s - split.rollout_s}
 
 
-def bench_train(design_dir, steps: int, config: TrainConfig = TrainConfig(), versus: TrainConfig | None = None) -> dict:
+def bench_train(design_dir, steps: int, config: TrainConfig = TrainConfig(), versus: TrainConfig | None = None,
+                compare_dir=None) -> dict:
     """Env-steps/s of PPO with the design on the simulator ("abr") and on a zero-cost VecEnv of the
     same shapes ("sb3_ceiling"), same settings; with ``versus``, also the design on the simulator
-    under those other settings ("abr_versus"), in the same process, for a side-by-side ratio."""
+    under those other settings ("abr_versus"); with ``compare_dir``, also that other design on the
+    simulator under the same settings ("compare", ``compare_ratio`` = its rate / the design's), all
+    in the same process, for side-by-side ratios."""
     torch.set_num_threads(1)
     design = load_design(design_dir)
     loaded = load_modules(design)
@@ -118,17 +122,30 @@ def bench_train(design_dir, steps: int, config: TrainConfig = TrainConfig(), ver
         other = AbrSB3VecEnv(versus.ppo.n_envs, generate(versus.network, 40, seed=0), video, SimConfig(), info_keys=())
         results["abr_versus"] = _run(VecMonitor(other), loaded, design, other.layout, versus, steps)
         results["versus_ratio"] = results["abr"]["steps_per_s"] / results["abr_versus"]["steps_per_s"]
+    if compare_dir is not None:
+        other_design = load_design(compare_dir)
+        other_loaded = load_modules(other_design)
+        other = AbrSB3VecEnv(config.ppo.n_envs, generate(config.network, 40, seed=0), video, SimConfig(), info_keys=())
+        results["compare"] = _run(VecMonitor(other), other_loaded, other_design, other.layout, config, steps)
+        results["compare"].update(design=other_design.name, kind=other_design.kind)
+        results["compare_ratio"] = results["compare"]["steps_per_s"] / results["abr"]["steps_per_s"]
+    results["design"], results["kind"] = design.name, design.kind
     return results
 
 
 def main(argv: list[str]) -> int:
-    """Caged entry: ``python -I -m llmabr.train.bench DESIGN_DIR STEPS [VERSUS_OVERRIDES_JSON]`` prints one JSON line."""
+    """Caged entry: ``python -I -m llmabr.train.bench DESIGN_DIR STEPS [VERSUS_OVERRIDES_JSON] [--compare DIR]``
+    prints one JSON line."""
     import json
 
     from llmabr.train.config import load_config
 
+    compare = None
+    if "--compare" in argv:
+        at = argv.index("--compare")
+        compare, argv = argv[at + 1], argv[:at] + argv[at + 2:]
     versus = load_config(None, json.loads(argv[2])) if len(argv) > 2 else None
-    print(json.dumps(bench_train(argv[0], int(argv[1]), versus=versus)))
+    print(json.dumps(bench_train(argv[0], int(argv[1]), versus=versus, compare_dir=compare)))
     return 0
 
 

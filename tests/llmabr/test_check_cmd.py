@@ -80,3 +80,17 @@ def test_a_shape_dependent_branch_still_exports(tmp_path, capsys):
     folder = write_design(Design(name="shapes", state_source=state, net_source=SHAPE_BRANCH_NET), tmp_path / "shapes")
     assert main(["check", str(folder), "--json"]) == 0, capsys.readouterr().out
     assert json.loads(capsys.readouterr().out)["passed"]
+
+
+def test_normalization_warn_lets_a_raw_scale_design_through_with_the_finding_kept(tmp_path):
+    """Replaying published designs as they are: "warn" passes S1 but keeps what "reject" would have said."""
+    from llmabr.sandbox.checks import CheckConfig, check_design
+
+    folder = write_design(Design(name="raw", state_source="import torch\n\n\ndef state(m):\n"
+                                 "    return {'sizes': m['next_chunk_bytes']}\n", net_source=GOOD_NET), tmp_path / "raw")
+    rejected = check_design(folder)
+    assert not rejected.passed and rejected.rejected_at == "S1"
+    warned = check_design(folder, CheckConfig(normalization="warn"))
+    assert warned.passed
+    finding = next(check for check in warned.checks if check.name == "normalization")
+    assert finding.passed and finding.reason.startswith("warning (normalization = warn): features are not normalized")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from llmabr.design.format import Design, write_design
+from llmabr.design.format import Design, detect_kind, write_design
 from llmabr.sandbox.cage import processes_in, session_processes
 from llmabr.sandbox.checks import CheckConfig, check_design
-from tests.llmabr.hostile.s1_cases import GOOD_NET, GOOD_STATE, S1_CASES
+from tests.llmabr.hostile.s1_cases import GOOD_NET, GOOD_STATE, NADA_S1_CASES, S1_CASES
 
 DEADLINE_CASES = {"infinite_loop", "busy_counter"}
 
@@ -29,7 +29,8 @@ def tree(path: Path) -> set[str]:
 @pytest.fixture
 def run_check(tmp_path):
     def run(state_source, net_source, **config_changes):
-        design = Design(name="hostile", state_source=state_source, net_source=net_source, network="any")
+        design = Design(name="hostile", state_source=state_source, net_source=net_source, network="any",
+                        kind=detect_kind(state_source))
         folder = write_design(design, tmp_path / "design")
         sandboxes = tmp_path / "sandboxes"
         sandboxes.mkdir(exist_ok=True)
@@ -56,7 +57,8 @@ def test_the_good_design_of_the_corpus_passes(run_check):
     assert [check.name for check in report.checks][-1] == "export"
 
 
-@pytest.mark.parametrize("case_id, state_source, net_source, check, fragment", S1_CASES, ids=[c[0] for c in S1_CASES])
+@pytest.mark.parametrize("case_id, state_source, net_source, check, fragment", S1_CASES + NADA_S1_CASES,
+                         ids=[c[0] for c in S1_CASES + NADA_S1_CASES])
 def test_hostile_design_is_rejected_at_s1(run_check, case_id, state_source, net_source, check, fragment):
     changes = {"limits": replace(CheckConfig().limits, wall_s=6.0)} if case_id in DEADLINE_CASES else {}
     report = run_check(state_source, net_source or GOOD_NET, **changes)

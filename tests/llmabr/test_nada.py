@@ -9,6 +9,7 @@ from stable_baselines3 import PPO
 from llmabr.design.compose import DesignPolicy, policy_kwargs
 from llmabr.design.format import Design
 from llmabr.design.loader import load_modules
+from llmabr.design.nada import NadaState
 from llmabr.sandbox.static import check_design_sources
 from simulator.envs import AbrSB3VecEnv
 
@@ -44,6 +45,13 @@ def test_nada_design_passes_s0_and_is_flagged_not_exportable():
     assert loaded.kind == "nada" and not loaded.exportable
 
 
+def played_history(values: np.ndarray, valid: np.ndarray) -> list[float]:
+    """The adapter's contract, written out: the last 8 slots, those before the first played chunk
+    repeating the oldest played one."""
+    values, played = values[-8:], np.flatnonzero(valid[-8:] > 0)
+    return [float(values[max(slot, played[0])]) for slot in range(8)]
+
+
 def test_adapter_matches_a_manual_per_player_call():
     env = AbrSB3VecEnv(3, traces="3g", video="envivio-synth", info_keys=())
     obs = env.reset()
@@ -51,19 +59,94 @@ def test_adapter_matches_a_manual_per_player_call():
         obs, *_ = env.step(np.array([1, 3, 5]))
     loaded = load_modules(Design(name="nada", state_source=NADA_STATE, kind="nada"))
     fields = env.layout.split(obs)
+    assert (fields["valid"][:, -8:].sum(axis=1) == 6).all()  # 6 chunks played: two slots filled
     features = loaded.state_fn({name: torch.from_numpy(value.copy()) for name, value in fields.items()})
     assert sorted(features) == ["normal_0", "normal_1", "normal_2", "series_0", "series_1", "series_2"]
     namespace = {}
     exec(NADA_STATE, namespace)  # our own test code
     for row in range(3):
+        valid = fields["valid"][row]
         manual = namespace["state_func"](
-            fields["bitrate_kbps"][row, -8:].tolist(), fields["buffer_s"][row, -8:].tolist(),
-            fields["download_time_s"][row, -8:].tolist(), fields["chunk_bytes"][row, -8:].tolist(),
+            played_history(fields["bitrate_kbps"][row], valid), played_history(fields["buffer_s"][row], valid),
+            played_history(fields["download_time_s"][row], valid), played_history(fields["chunk_bytes"][row], valid),
             fields["next_chunk_bytes"][row].tolist(), int(fields["chunks_left"][row, 0]),
             int(fields["chunks_total"][row, 0]), fields["ladder_kbps"][row].tolist())
-        np.testing.assert_allclose(features["normal_1"][row].numpy(), manual["normal_states"][1], rtol=1e-6)
-        np.testing.assert_allclose(features["series_0"][row].numpy(), manual["time_series_states"][0], rtol=1e-5)
+        for prefix, key in (("normal", "normal_states"), ("series", "time_series_states")):
+            for index, expected in enumerate(manual[key]):
+                np.testing.assert_allclose(features[f"{prefix}_{index}"][row].numpy(), expected, rtol=1e-5)
     assert features["series_0"].shape == (3, 8) and features["series_2"].shape == (3, 6)
+    assert bool((features["series_0"] > 0).all())  # no unplayed slot shows up as zero throughput
+
+
+def recorder():
+    calls = []
+
+    def state_func(*args):
+        calls.append(args)
+        return {"normal_states": [[1.0]], "time_series_states": [[1.0, 2.0]]}
+
+    return state_func, calls
+
+
+def test_history_before_the_first_chunk_repeats_the_oldest_played_chunk_as_float64():
+    env = AbrSB3VecEnv(2, traces="broadband", video="envivio-synth", info_keys=())
+    rows = [env.reset()]
+    for _ in range(2):
+        rows.append(env.step(np.array([0, 4]))[0])
+    state_func, calls = recorder()
+    adapter = NadaState(state_func)
+    for played, obs in enumerate(rows, start=1):  # the simulator plays the first chunk at reset
+        fields = env.layout.split(obs)
+        adapter({name: torch.from_numpy(value.copy()) for name, value in fields.items()})
+        for row, args in enumerate(calls[-2:]):
+            assert fields["valid"][row, -8:].sum() == played
+            for position, name in enumerate(("bitrate_kbps", "buffer_s", "download_time_s", "chunk_bytes")):
+                history = args[position]
+                assert isinstance(history, list) and len(history) == 8
+                assert all(type(value) is np.float64 for value in history)
+                assert history[:9 - played] == [history[8 - played]] * (9 - played)  # the oldest played, repeated
+                np.testing.assert_allclose(history[8 - played:], fields[name][row, -played:], rtol=1e-6)
+            assert min(args[2]) > 0 and min(args[3]) > 0  # delays and sizes: real measurements only
+            assert all(type(value) is np.float64 for value in args[4] + args[7])
+            assert type(args[5]) is int and type(args[6]) is int and args[5] == args[6] - played
+
+
+def test_a_row_with_no_chunk_played_gets_a_nominal_first_chunk():
+    from llmabr.serve.session import SessionHistory
+
+    ladder_kbps = [300, 750, 1200, 1850, 2850, 4300]
+    next_bytes = [150_000, 375_000, 600_000, 925_000, 1_425_000, 2_150_000]
+    history = SessionHistory(history_len=16, n_levels=6)  # `llmabr serve` before a session's first chunk
+    row = history.row(next_chunk_bytes=next_bytes, ladder_kbps=ladder_kbps, chunks_left=48, chunks_total=48)
+    state_func, calls = recorder()
+    NadaState(state_func)({name: torch.from_numpy(value[None].copy())
+                           for name, value in history.layout.split(row).items()})
+    bitrates, buffers, delays, sizes = calls[0][:4]
+    chunk_s = 150_000 * 8 / (300 * 1000)  # the lowest level's next chunk fetched at exactly its bitrate: 4 s
+    assert bitrates == [300.0] * 8 and sizes == [150_000.0] * 8
+    np.testing.assert_allclose(delays, [chunk_s] * 8)
+    np.testing.assert_allclose(buffers, [chunk_s] * 8)  # the buffer holds that one chunk
+
+
+def test_the_feature_cache_serves_repeated_rows_and_can_be_emptied():
+    env = AbrSB3VecEnv(4, traces="broadband", video="envivio-synth", info_keys=())
+    obs = env.step(np.arange(4))[0]
+    fields = {name: torch.from_numpy(value.copy()) for name, value in env.layout.split(obs).items()}
+    state_func, calls = recorder()
+    adapter = NadaState(state_func, cache_rows=6)
+    first = adapter(fields)
+    again = adapter(fields)
+    assert len(calls) == 4 and adapter.calls == 4
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    doubled = adapter({name: torch.cat([value, value]) for name, value in fields.items()})  # duplicates: one call
+    assert len(calls) == 4 and doubled["series_0"].shape == (8, 2)
+    adapter.cache_clear()
+    adapter(fields)
+    assert len(calls) == 8
+    other = {name: value.clone() for name, value in fields.items()}
+    other["buffer_s"] += 1.0
+    adapter(other)
+    assert len(adapter._cache) == 6  # bounded: the oldest rows went first
 
 
 def test_nada_design_trains_with_ppo():
@@ -83,4 +166,19 @@ def test_bad_return_values_get_clear_errors():
     with pytest.raises(ValueError, match="must return"):
         loaded.state_fn({name: torch.ones(2, size) for name, size in
                          [("bitrate_kbps", 16), ("buffer_s", 16), ("download_time_s", 16), ("chunk_bytes", 16),
+                          ("valid", 16),
                           ("next_chunk_bytes", 6), ("chunks_left", 1), ("chunks_total", 1), ("ladder_kbps", 6)]})
+
+
+def test_library_c_code_may_import_its_own_modules_under_a_design_frame():
+    """In a fresh process numpy's C code imports numpy._core._methods on the first ndarray.max(); with a
+    design frame on top that import reaches the design's restricted __import__, which must let it through."""
+    import subprocess
+    import sys
+
+    code = ("from llmabr.design.loader import execute\n"
+            "ns = execute('import numpy as np\\n\\ndef f():\\n    return float(np.array([1.0, 3.0]).max())\\n',"
+            " 'state.py', nada=True)\n"
+            "print(ns['f']())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "3.0", result.stderr[-500:]

@@ -131,6 +131,117 @@ def test_offline_proposer_mutates_and_recombines_parents(tmp_path):
     assert load_design(folder).origin == "offline"
 
 
+@pytest.fixture(scope="module")
+def profiles():
+    from llmabr.proposer.context import trace_profile
+
+    return {network: trace_profile(network) for network in ("broadband", "4g")}
+
+
+def test_trace_profile_reads_the_ladder_and_the_traces(profiles):
+    broadband, lte = profiles["broadband"].signals(), profiles["4g"].signals()
+    assert profiles["broadband"].median_over_top < 0.5 < 1.0 < profiles["4g"].median_over_top
+    assert broadband["constrained"] == 1.0 and broadband["headroom"] == 0.0
+    assert lte["constrained"] == 0.0 and lte["headroom"] > 0.3
+    assert lte["variability"] > broadband["variability"] + 0.5 and lte["spread"] > broadband["spread"]
+    assert 0.0 < profiles["broadband"].outage_share < 0.2 and all(0.0 <= v <= 1.0 for v in lte.values())
+
+
+def _features(proposals, names) -> float:
+    return sum(len(set(p.genome["state"]["features"]) & names) for p in proposals) / len(proposals)
+
+
+def test_proposals_follow_the_training_traces(profiles):
+    """Same seed, two network types: different designs, shifted the way the traces say (variable 4g throughput:
+    robust throughput statistics, long windows, temporal trunks; broadband's constrained ladder: per-level costs)."""
+    from llmabr.proposer.offline import SEED_NET
+
+    made = {network: {kind: OfflineProposer(3, profile).propose(kind, 150) for kind in ("state", "network")}
+            for network, profile in profiles.items()}
+    again = OfflineProposer(3, profiles["4g"]).propose("state", 150)
+    assert [p.name for p in again] == [p.name for p in made["4g"]["state"]]
+    for kind in ("state", "network"):
+        first_ten = [{p.name for p in made[network][kind][:10]} for network in profiles]
+        assert len(first_ten[0] & first_ten[1]) <= 7, kind  # the old proposer: 10 of 10 the same
+    variable = {"throughput_harmonic", "throughput_std", "throughput_percentiles"}
+    constrained = {"predicted_download", "size_ratios", "bitrate_changes"}
+    lte, broadband = made["4g"]["state"], made["broadband"]["state"]
+    assert _features(lte, variable) > 1.5 * _features(broadband, variable)
+    assert _features(broadband, constrained) > 1.5 * _features(lte, constrained)
+    mean_history = {n: sum(p.genome["state"]["history"] for p in made[n]["state"]) / 150 for n in profiles}
+    assert mean_history["4g"] > mean_history["broadband"]
+    temporal = {n: sum(p.genome["net"]["type"] in ("conv", "gru", "lstm") for p in made[n]["network"]) for n in profiles}
+    mlp = {n: sum(p.genome["net"]["type"] == "mlp" for p in made[n]["network"]) for n in profiles}
+    assert temporal["4g"] > temporal["broadband"] and mlp["broadband"] > mlp["4g"]
+    assert all(p.genome["net"] == SEED_NET for p in lte)  # a state design keeps the seed network
+    assert "biased by 4g traces" in lte[0].notes
+
+
+def _scored_parents(scores: list[float]) -> list[dict]:
+    seeds = OfflineProposer(1).propose("state", len(scores))
+    parents = [{"name": f"s{i}", "kind": "state", "genome": p.genome, "val_qoe": score}
+               for i, (p, score) in enumerate(zip(seeds, scores))]
+    network = OfflineProposer(1).propose("network", 1)[0]
+    return parents + [{"name": "net", "kind": "network", "genome": network.genome, "val_qoe": 99.0}]
+
+
+def test_selection_prefers_the_better_parents():
+    from collections import Counter
+
+    parents = _scored_parents([0.1, 0.2, 0.3, 0.9])
+    children = OfflineProposer(5).propose("state", 60, parents)
+    assert [c.name for c in children] == [c.name for c in OfflineProposer(5).propose("state", 60, parents)]
+    uses = Counter(name for child in children for name in child.parent.split("+"))
+    assert "net" not in uses  # a state design never descends from a network design (its state is the seed's)
+    assert uses["s3"] > max(uses["s0"], uses["s1"], uses["s2"]) and uses["s3"] > 3 * uses["s0"]
+    assert "val QoE 0.900" in next(c.notes for c in children if c.parent == "s3")
+    unscored = [{k: v for k, v in p.items() if k != "val_qoe"} for p in parents]
+    flat = Counter(n for c in OfflineProposer(5).propose("state", 60, unscored) for n in c.parent.split("+"))
+    assert uses["s3"] > flat["s3"]  # without scores the choice is uniform
+
+
+def test_the_seed_competes_as_a_parent_and_failures_are_avoided():
+    from llmabr.proposer.offline import SEED_GENOME, genome_distance
+
+    parents = _scored_parents([0.1, 0.2]) + [{"name": "seed-pensieve", "kind": "seed", "genome": None, "val_qoe": 5.0}]
+    children = OfflineProposer(2).propose("state", 20, parents)
+    assert sum("seed-pensieve" in c.parent for c in children) > len(children) / 2  # 0.70 of the draws
+    failed = OfflineProposer(4).propose("network", 3)
+    failures = [{"name": p.name, "genome": p.genome} for p in failed]
+    avoiding = OfflineProposer(2).propose("network", 20, parents, failures=failures)
+    assert len(avoiding) == 20
+    assert all(genome_distance(c.genome, f["genome"]) > 1 for c in avoiding for f in failures)
+    assert all(genome_distance(c.genome, SEED_GENOME) > 0 for c in avoiding)
+
+
+def test_search_hands_scores_failures_and_seen_genomes_to_the_offline_proposer(tmp_path):
+    from rich.console import Console
+
+    from llmabr.proposer.proposal import Proposal
+    from llmabr.search.archive import Archive
+    from llmabr.search.config import load_search_config
+    from llmabr.search.proposing import Proposing
+
+    archive = Archive(tmp_path)
+    archive.add(Proposal(name="seed-pensieve", kind="seed", origin="seed", state_source=seed_state_source(),
+                         net_source=None))
+    archive.update("seed-pensieve", stage="screened", val_qoe=1.0)
+    good, bad, waiting = OfflineProposer(1).propose("state", 3)
+    for proposal in (good, bad, waiting):
+        archive.add(proposal)
+    archive.update(good.name, stage="screened", val_qoe=1.2)
+    archive.update(bad.name, stage="screened", status="rejected", reason="S2: stopped early", val_qoe=0.4)
+    proposing = Proposing(load_search_config(None, ["proposer=offline", "network=4g"]), archive, tmp_path,
+                          Console(quiet=True))
+    parents, failures, seen = proposing._offline_inputs()
+    assert {p["name"]: p["val_qoe"] for p in parents} == {"seed-pensieve": 1.0, good.name: 1.2}
+    assert [f["name"] for f in failures] == [bad.name] and failures[0]["genome"] == bad.genome
+    assert len(seen) == 3 and proposing.offline.profile.network == "4g"
+    children = proposing._ask("state", 4)
+    assert len(children) == 4 and {c.parent for c in children} <= {"pensieve", "seed-pensieve", good.name} | {
+        c.parent for c in children if "+" in c.parent}
+
+
 def test_offline_designs_pass_the_caged_probe(tmp_path):
     """A handful end to end through S1 (the 200-design pass rate is experiments/offline_pass_rate.py)."""
     proposer = OfflineProposer(11)

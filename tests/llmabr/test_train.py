@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -215,8 +216,10 @@ def test_an_explicit_validation_set_replaces_the_split(tmp_path):
 
 
 def test_bench_train_runs_all_arms_side_by_side(capsys):
-    """A smoke run of the benchmark (one rollout per arm): the table, the versus ratio, the ceiling line."""
-    assert main(["bench", "train", "--steps", "1000", "--versus", "ppo.n_epochs=1"]) == 0
+    """A smoke run of the benchmark (one rollout per arm): the table, the versus and compare ratios, the ceiling line."""
+    nada = Path(__file__).parent / "nada_designs" / "pensieve_nada"
+    assert main(["bench", "train", "--steps", "1000", "--versus", "ppo.n_epochs=1", "--compare", str(nada)]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("sb3_ceiling", "abr ", "abr_versus"))
+    assert all(name in out for name in ("sb3_ceiling", "abr ", "abr_versus", "compare "))
     assert "defaults vs ppo.n_epochs=1 (abr_versus):" in out and "ratio to SB3 ceiling:" in out.splitlines()[-1]
+    assert "compare: design pensieve_nada (nada) trains at" in out and "of pensieve (torch)" in out

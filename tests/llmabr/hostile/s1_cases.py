@@ -87,3 +87,23 @@ S1_CASES = [
             "            acc = acc + m['buffer_s'][i, -1:] / 4000.0\n        rows.append(acc)\n"
             "    return {'b': torch.stack(rows)}\n"), None, "latency", "too slow"),
 ]
+
+
+def _nada(body: str) -> str:
+    from tests.llmabr.hostile.s0_cases import NADA_SIGNATURE
+
+    return "import numpy as np\n\nSEEN = []\n\n\n" + NADA_SIGNATURE + body
+
+
+# NADA (paper-prompt) designs: the adapter caches features per row, and S1 still catches a state
+# function that is not a pure function of its row, because each check starts from an empty cache.
+NADA_S1_CASES = [
+    ("nada_random_noise", _nada("    noise = np.random.rand() * 0.01\n"
+                                "    return {'normal_states': [[buffer_size_second_list[-1] / 10.0 + noise]], "
+                                "'time_series_states': [[d / 10.0 for d in delay_second_list]]}\n"),
+     None, "determinism", "randomness"),
+    ("nada_hidden_state", _nada("    SEEN.append(1)\n"
+                                "    return {'normal_states': [[len(SEEN) / 1e4]], "
+                                "'time_series_states': [[d / 10.0 for d in delay_second_list]]}\n"),
+     None, "determinism", "differ between two calls"),
+]

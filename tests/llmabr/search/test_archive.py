@@ -28,6 +28,22 @@ def test_designs_are_deduplicated_by_normalized_code(tmp_path, proposals):
     assert len(archive.designs()) == 1 and not archive.folder("twin").exists()
 
 
+def test_out_of_time_drops_only_queued_checks_and_screens_and_says_why(tmp_path, proposals):
+    archive = Archive(tmp_path)
+    names = [archive.add(p)[0] for p in proposals]
+    for name in names:
+        archive.enqueue(name, "check")
+    running = archive.claim()  # names[0]: running, must finish on its own
+    archive.enqueue(names[1], "train")
+    assert archive.drop_queued(("check", "screen"), "out of time", keep_design=names[2]) == [names[1]]
+    statuses = {(t["design"], t["stage"]): t["status"] for t in archive.tasks()}
+    assert statuses == {(names[0], "check"): "running", (names[1], "check"): "failed",
+                        (names[2], "check"): "queued", (names[1], "train"): "queued"}
+    assert archive.design(names[1])["status"] == "failed" and archive.design(names[1])["reason"] == "out of time"
+    assert archive.design(running.design)["status"] == "ok"
+    archive.close()
+
+
 def test_tasks_run_once_and_interrupted_ones_come_back(tmp_path, proposals):
     archive = Archive(tmp_path)
     names = [archive.add(p)[0] for p in proposals]

@@ -144,7 +144,10 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypa
 
 
 def test_llm_errors_back_off_and_the_search_carries_on(tmp_path, monkeypatch, server):
-    """The endpoint fails for a while (500s past the client's retries), then answers; the search finishes."""
+    """The endpoint fails for a while (500s past the client's retries), then answers; the search finishes.
+
+    Scripted: a real server cannot be made to answer 500 twice and then succeed; a real server killed
+    mid-search is in test_search_llm_server.py."""
     no_llm_env(monkeypatch)
     state = ("Analysis and ideas: buffer and throughput only.\n```python\nimport torch\n\n\ndef state(m):\n"
              "    top_kbps = m['ladder_kbps'][:, -1:]\n    valid = m['valid'][:, -8:]\n"
@@ -191,12 +194,17 @@ def test_a_ray_worker_killed_mid_evaluation_is_retried(tmp_path, monkeypatch):
     assert (run / "report.md").exists()
 
 
-def test_llm_budget_cap_stops_proposing_cleanly_with_a_complete_report(tmp_path, monkeypatch, server):
+def test_llm_budget_cap_stops_proposing_cleanly_with_a_complete_report(tmp_path, monkeypatch, llama_server):
+    """A cap below the first request's worst case: nothing is sent to the real server, the search still reports."""
+    from tests.llmabr.llama_server import chat_requests_answered
+
     no_llm_env(monkeypatch)
     run = tmp_path / "run"
+    answered = chat_requests_answered(llama_server)
     code = main(["search", "--out", str(run), "--set", "budget.designs=3", "--set", "proposer=llm",
-                 "--set", f"llm.base_url={server.base_url}", "--set", "llm.budget_tokens=50", *TINY])
-    assert code == 0 and server.received == []  # the first request's worst case already crossed the cap
+                 "--set", f"llm.base_url={llama_server.base_url}", "--set", f"llm.model={llama_server.model}",
+                 "--set", "llm.budget_tokens=50", *TINY])
+    assert code == 0 and chat_requests_answered(llama_server) == answered  # the worst case already crossed the cap
     archive = Archive(run)
     assert archive.meta("proposing_stopped").startswith("LLM budget reached")
     assert archive.design("seed-pensieve")["stage"] == "tested"
