@@ -15,6 +15,8 @@ from pathlib import Path
 
 
 def add_parser(commands) -> None:
+    from llmabr.cli.traces_cmd import add_trace_format
+
     search = commands.add_parser("search", help="run the design search (embedded defaults: ~10 min, no API key)")
     search.add_argument("--config", type=Path, help="TOML over the defaults (llmabr/search/config.py; [llm] section)")
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -25,6 +27,7 @@ def add_parser(commands) -> None:
     search.add_argument("--network", help="network type (broadband, 3g, 4g, 5g, satellite)")
     search.add_argument("--traces", help="training traces folder, or 'synthetic'")
     search.add_argument("--test-traces", help="held-out test traces folder, or 'synthetic'")
+    add_trace_format(search)
     search.add_argument("--workers", type=int, help="parallel evaluations (local Ray: one core each)")
     search.add_argument("--ray-address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
     search.add_argument("--minutes", type=float, help="time budget")
@@ -44,6 +47,8 @@ def run(args) -> int:
 
     console = Console(stderr=True)
     overrides = list(args.set)
+    if args.trace_format != "auto":  # training, validation and test traces alike
+        overrides.append(f"train.trace_format={args.trace_format}")
     for flag, key in ((args.mode, "mode"), (args.network, "network"), (args.traces, "traces"),
                       (args.test_traces, "test_traces"), (args.workers, "workers"), (args.ray_address, "ray_address"),
                       (args.minutes, "budget.minutes")):

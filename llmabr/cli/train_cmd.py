@@ -9,10 +9,13 @@ from pathlib import Path
 
 
 def add_parser(commands) -> None:
+    from llmabr.cli.traces_cmd import add_trace_format
+
     train = commands.add_parser("train", help="train a design with PPO (in the cage); results go to a run folder")
     train.add_argument("design", type=Path, help="design folder")
     train.add_argument("--network", help="network type (broadband, 3g, 4g, 5g, satellite)")
     train.add_argument("--traces", help="training trace folder, or 'synthetic' (validation is split from it)")
+    add_trace_format(train)
     train.add_argument("--steps", type=int, help="env steps of training (total_steps)")
     train.add_argument("--seed", type=int)
     train.add_argument("--config", type=Path, help="TOML file over the defaults (llmabr/train/config.py)")
@@ -36,6 +39,8 @@ def run(args) -> int:
 
     console = Console(stderr=True)
     overrides = list(args.set)
+    if args.trace_format != "auto":
+        overrides.append(f"trace_format={args.trace_format}")
     for flag, key in ((args.network, "network"), (args.traces, "traces"), (args.steps, "total_steps"), (args.seed, "seed")):
         if flag is not None:
             overrides.append(f"{key}={flag}")

@@ -137,7 +137,8 @@ class Search:
             return "train", str(folder), config, str(folder / f"train-s{task.seed}"), None
         run = folder / f"train-s{task.seed}"
         result = json.loads((run / "result.json").read_text())
-        return "test", str(run), self.test_traces, result["video"], result["config"]["mode"], result["config"]["qoe"]
+        return ("test", str(run), self.test_traces, result["video"], result["config"]["mode"], result["config"]["qoe"],
+                self.config.train.trace_format)
 
     def record(self, finished) -> None:
         task: Task = finished.key

@@ -43,7 +43,7 @@ def baseline_rows(config, test_traces: str) -> dict[str, list[dict]]:
     from simulator.video import default_profile, load_profile
 
     video = load_profile(config.train.video) if config.train.video else default_profile(config.network)
-    return rows_of(load_trace_dir(test_traces), video, config.train.mode, config.train.qoe, names=BASELINES)
+    return rows_of(load_trace_dir(test_traces, fmt=config.train.trace_format), video, config.train.mode, config.train.qoe, names=BASELINES)
 
 
 def _llm_usage_text(usage: dict | None) -> str:

@@ -42,7 +42,7 @@ def train(design_dir: str, config_dict: dict, out_dir: str, reference_curve: lis
     return result
 
 
-def test(run_dir: str, test_traces: str, video: str, mode: str, qoe: str) -> dict:
+def test(run_dir: str, test_traces: str, video: str, mode: str, qoe: str, trace_format: str = "auto") -> dict:
     """The deterministic test protocol on held-out traces for a trained run's validation-best policy
     (trusted: the simulator runs in this worker, the design answers levels from a caged process)."""
     from llmabr.train.caged import evaluate_caged
@@ -51,7 +51,8 @@ def test(run_dir: str, test_traces: str, video: str, mode: str, qoe: str) -> dic
     out = Path(run_dir) / "test"
     shutil.rmtree(out, ignore_errors=True)
     try:
-        rows = evaluate_caged(Path(run_dir), test_traces, video, mode, qoe, "policy_best.pt", out, wall_s=900.0)
+        rows = evaluate_caged(Path(run_dir), test_traces, video, mode, qoe, "policy_best.pt", out, wall_s=900.0,
+                              trace_format=trace_format)
     except RuntimeError as error:
         return {"status": "failed", "reason": f"test: {error}"}
     out.mkdir(parents=True, exist_ok=True)

@@ -271,7 +271,7 @@ def _isolation(cage_dir: Path) -> dict:
 
 
 def evaluate_caged(run_dir: Path, traces, video: str, mode: str, qoe: str, weights, out_dir: Path | None = None,
-                   wall_s: float = 1800.0):
+                   wall_s: float = 1800.0, trace_format: str = "auto"):
     """Score a trained run's ``weights`` (one file name, or a list) on ``traces``, trusted.
 
     The design answers levels from a caged process; the simulator and QoE run here. Returns the
@@ -282,7 +282,7 @@ def evaluate_caged(run_dir: Path, traces, video: str, mode: str, qoe: str, weigh
 
     run_dir = Path(run_dir)
     names = weights if isinstance(weights, list) else [weights]
-    trace_list = load_trace_dir(traces) if isinstance(traces, (str, Path)) else traces
+    trace_list = load_trace_dir(traces, fmt=trace_format) if isinstance(traces, (str, Path)) else traces
     try:
         rows = score_weights(run_dir / "design", [run_dir / name for name in names], trace_list, video, mode, qoe)
     except ScoringError as error:

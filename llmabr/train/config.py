@@ -100,6 +100,7 @@ class PPOConfig:
 class TrainConfig:
     network: str = "broadband"
     traces: str = "synthetic"  # a folder or .txt list, or "synthetic" for generated traces of `network`
+    trace_format: str = "auto"  # how to read trace files: auto (presets detected), a format or preset name, or a mapping file
     val_traces: str | None = None  # a folder or .txt list (e.g. traces/splits/4g/val.txt); None: split from `traces`
     synthetic_count: int = 120
     video: str | None = None  # profile name or folder; None: the network type's default

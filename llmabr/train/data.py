@@ -32,10 +32,10 @@ def load_data(config: TrainConfig):
     if config.traces == "synthetic":
         traces = generate(config.network, config.synthetic_count, seed=0)
     else:
-        traces = load_trace_dir(config.traces)
+        traces = load_trace_dir(config.traces, fmt=config.trace_format)
     video = load_profile(config.video) if config.video else default_profile(config.network)
     if config.val_traces:  # an explicit validation set (split by trace ID elsewhere: traces/splits)
-        return traces, load_trace_dir(config.val_traces)[:config.val_max_traces], video
+        return traces, load_trace_dir(config.val_traces, fmt=config.trace_format)[:config.val_max_traces], video
     train, val = split_traces(traces, config.val_fraction, config.val_max_traces)
     return train, val, video
 

@@ -101,3 +101,25 @@ def test_baseline_reads_a_raw_public_form_folder(capsys):
     assert main(argv) == 0
     names = [row["name"] for row in json.loads(capsys.readouterr().out)["per_trace"]]
     assert names == [f"mob_all_area1.csv#part{k}" for k in (1, 2, 3)]
+
+
+def test_train_and_search_read_traces_through_a_mapping_given_by_trace_format(tmp_path):
+    """``llmabr train/search --trace-format FILE`` reaches every loader: training, validation (and the search's test)."""
+    from llmabr.cli.main import build_parser
+    from llmabr.search.config import load_search_config
+    from llmabr.train.config import TrainConfig
+    from llmabr.train.data import load_data
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for index in range(4):  # headerless "seconds,kbps" rows: without the mapping they would read as Mbps
+        (folder / f"log{index}.csv").write_text("".join(f"{t},{1000 + 100 * index + t}\n" for t in range(120)))
+    mapping = tmp_path / "my.toml"
+    mapping.write_text('header = false\ntime = 0\ntime_format = "seconds"\nrate = 1\nrate_unit = "kbps"\n')
+    train, val, _ = load_data(TrainConfig(network="4g", traces=str(folder), val_traces=str(folder),
+                                          trace_format=str(mapping)))
+    assert len(train) == 4 and len(val) == 4 and abs(train[0].bw_mbps[0] - 1.0) < 1e-9
+    args = build_parser().parse_args(["search", "--traces", str(folder), "--trace-format", str(mapping)])
+    assert args.trace_format == str(mapping)
+    config = load_search_config(None, [f"train.trace_format={mapping}"])
+    assert config.train.trace_format == str(mapping)
