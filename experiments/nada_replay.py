@@ -198,7 +198,7 @@ def write_results() -> str:
         for name, row in data["designs"].items():
             if "qoe_per_chunk" not in row:
                 lines.append(f"| {network} | {name} | not tested: {row['stage']} {row['status']}: "
-                             f"{row['reason'][:120]} | | | | | | | |")
+                             f"{' '.join(row['reason'].split())[:200]} | | | | | | | |")
                 continue
             vs_seed, vs_mpc = row["vs_seed"], row["vs_robustmpc"]
             lines.append(
