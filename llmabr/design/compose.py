@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import gymnasium
+import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -31,7 +32,7 @@ def split_fields(obs: torch.Tensor, layout: Layout) -> dict[str, torch.Tensor]:
 def feature_dims(loaded: LoadedDesign, layout: Layout) -> dict[str, int]:
     """Feature name -> width, from one call of the state function on a placeholder batch."""
     sample = torch.ones(2, layout.size)
-    with torch.no_grad():
+    with torch.no_grad(), np.errstate(all="ignore"):  # only the shapes count: a 0/0 on this row is no news
         features = loaded.state_fn(split_fields(sample, layout))
     return {name: int(features[name].shape[1]) for name in sorted(features)}
 

@@ -26,6 +26,12 @@ normal states to dense layers and time series to 1-D convolutions. What a call r
   float)`` holds): a division by zero gives inf with a RuntimeWarning instead of raising, and
   S1's finite check then names the feature. ``video_chunk_remain_num`` and ``total_chunk_num``
   are Python ints.
+* on a row whose history is padded (fewer than ``history_len`` chunks played), a NaN in the
+  answer is read as 0. The padding is ours: a spread statistic over the repeated entries is 0,
+  and a design that standardizes by it (``(x - np.mean(x)) / np.std(x)``, as the paper's
+  published GPT-4 design for 4G does) computes 0/0 there. 0 is what a standardizer gives a
+  constant feature (scikit-learn's StandardScaler does the same). NaN on a row with a full
+  history, and inf on any row, are left alone for S1's finite check to reject.
 
 Speed: SB3 recomputes features from the raw rows on every minibatch of every epoch, and the
 state function is a pure function of its row by contract, so ``NadaState`` keeps the features
@@ -38,6 +44,7 @@ to ONNX; such designs train and evaluate unchanged, and are served with ``llmabr
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 
 import numpy as np
@@ -111,10 +118,14 @@ class NadaState:
         ladder_kbps = picked["ladder_kbps"].astype(np.float64)
         left = np.rint(picked["chunks_left"][:, 0]).astype(np.int64).tolist()
         total = np.rint(picked["chunks_total"][:, 0]).astype(np.int64).tolist()
+        # Rows whose history slots are partly padding (see the module docstring: NaN read as 0).
+        padded = ~(np.asarray(picked["valid"][:, -self.history_len:]) > 0.5).all(axis=1)
         for index, row in enumerate(rows):
             lists = history[index]
-            out = self.state_func(list(lists[0]), list(lists[1]), list(lists[2]), list(lists[3]),
-                                  list(next_bytes[index]), left[index], total[index], list(ladder_kbps[index]))
+            # 0/0 on padding is read as 0 below, so numpy's "invalid value" warning is not raised for it.
+            with np.errstate(invalid="ignore") if padded[index] else contextlib.nullcontext():
+                out = self.state_func(list(lists[0]), list(lists[1]), list(lists[2]), list(lists[3]),
+                                      list(next_bytes[index]), left[index], total[index], list(ladder_kbps[index]))
             self.calls += 1
             if not isinstance(out, dict) or set(out) != {"normal_states", "time_series_states"}:
                 keys = f" with keys {sorted(out)}" if isinstance(out, dict) else ""
@@ -124,8 +135,10 @@ class NadaState:
             series = _rows("time_series_states", out["time_series_states"], row)
             if not normals and not series:
                 raise ValueError("state_func returned no states at all")
-            yield row, (tuple(v.size for v in normals), tuple(v.size for v in series),
-                        np.concatenate(normals + series).astype(np.float32))
+            values = np.concatenate(normals + series).astype(np.float32)
+            if padded[index]:
+                values[np.isnan(values)] = 0.0
+            yield row, (tuple(v.size for v in normals), tuple(v.size for v in series), values)
 
     def __call__(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fields = {name: m[name].detach().cpu().numpy() for name in (*HISTORY_INPUTS, "valid", *OTHER_INPUTS)}
