@@ -3,6 +3,9 @@ marked ``shared`` and skipped with a reason where it is absent."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -58,3 +61,62 @@ def hand_traces() -> list[Trace]:
         time_s = t0_s + step_s * np.arange(rows)
         traces.append(Trace(f"hand_{index}", time_s, bw_mbps, source=f"hand:{index}"))
     return traces
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, interval_s: float = 0.05):
+    """Poll ``condition()`` until it returns something truthy (returned) or ``timeout_s`` passes (then the
+    last value, falsy, is returned for the caller's assertion). Synchronization by state, not by sleeping
+    a fixed time: it returns as soon as the state is reached, and a slow machine only makes it wait longer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval_s)
+
+
+def ppo_learning(model, initial_state: dict) -> dict:
+    """What one ``model.learn`` changed, measured on its last rollout (the batch of its last update), from
+    the policy's parameters before (``initial_state``, a cloned ``state_dict``) and now:
+
+    * ``losses``: the losses SB3 logged for the last update (``train/...``; left in the logger after learn);
+    * ``value_mse``: (before, after) mean squared error of the value head against the rollout's returns;
+    * ``advantage_gain``: mean over the rollout of advantage x (log pi_after - log pi_before) of the taken
+      actions: > 0 when the policy moved towards the actions that did better than expected.
+    """
+    import torch
+
+    buffer = model.rollout_buffer
+    observations = torch.as_tensor(buffer.observations.reshape(-1, *buffer.obs_shape))
+    actions = torch.as_tensor(buffer.actions.reshape(-1, buffer.action_dim)).long().flatten()
+    returns = torch.as_tensor(buffer.returns.reshape(-1))
+    advantages = torch.as_tensor(buffer.advantages.reshape(-1))
+    final_state = {name: value.detach().clone() for name, value in model.policy.state_dict().items()}
+    measured = {}
+    for label, state in (("before", initial_state), ("after", final_state)):
+        model.policy.load_state_dict(state)
+        with torch.no_grad():
+            values, log_prob, _ = model.policy.evaluate_actions(observations, actions)
+        measured[label] = (float(((values.flatten() - returns) ** 2).mean()), log_prob)
+    model.policy.load_state_dict(final_state)
+    changed = any(not torch.equal(initial_state[name], final_state[name]) for name in final_state)
+    return {"losses": {name: float(value) for name, value in model.logger.name_to_value.items()
+                       if name.endswith("loss")},
+            "value_mse": (measured["before"][0], measured["after"][0]),
+            "advantage_gain": float((advantages * (measured["after"][1] - measured["before"][1])).mean()),
+            "parameters_changed": changed,
+            "parameters_finite": all(bool(torch.isfinite(value).all()) for value in final_state.values()
+                                     if value.is_floating_point())}
+
+
+def assert_ppo_learned(model, initial_state: dict) -> None:
+    """Finite losses and parameters, and the last update did what PPO's update is for: the value head
+    fits the returns better, the policy favours the actions with positive advantage."""
+    import math
+
+    learned = ppo_learning(model, initial_state)
+    assert learned["losses"] and all(math.isfinite(value) for value in learned["losses"].values()), learned
+    assert learned["parameters_changed"] and learned["parameters_finite"], learned
+    before_mse, after_mse = learned["value_mse"]
+    assert after_mse < before_mse, learned
+    assert learned["advantage_gain"] > 0, learned

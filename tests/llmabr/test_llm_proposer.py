@@ -158,6 +158,23 @@ def test_propose_cli_reports_a_prompt_the_model_cannot_take(small_context_server
     assert code == 1 and "the LLM endpoint failed" in err and "context window" in err and "1 attempt" in err
 
 
+def test_propose_cli_reports_an_endpoint_that_keeps_failing_after_its_retries(server, tmp_path, capsys):
+    """503 on every attempt (a real server cannot be made to): retried llm.max_retries times, then reported
+    with the attempts and the last error; nothing is written. (Errors that retrying cannot fix, such as a
+    prompt over the context window, are tried once: the test above.)"""
+    from tests.llmabr.fake_openai_server import error_body
+
+    server.script(*[Scripted(status=503, body=error_body("overloaded", "server_error"))] * 3)
+    config = tmp_path / "search.toml"
+    config.write_text(f'[llm]\nbase_url = "{server.base_url}"\nmodel = "m"\nmax_retries = 2\nbackoff_base_s = 0.01\n')
+    out = tmp_path / "p"
+    code = main(["propose", "--kind", "state", "--n", "1", "--out", str(out), "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 1 and "the LLM endpoint failed" in err and "3 attempts" in err and "HTTP 503: overloaded" in err
+    assert len(server.chat_requests()) == 3
+    assert not list(out.glob("*/state.py"))  # no design written
+
+
 def test_propose_cli_offline_by_default(tmp_path, capsys, monkeypatch):
     for variable in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLMABR_LLM_BASE_URL"):
         monkeypatch.delenv(variable, raising=False)

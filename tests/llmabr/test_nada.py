@@ -12,6 +12,7 @@ from llmabr.design.loader import load_modules
 from llmabr.design.nada import NadaState
 from llmabr.sandbox.static import check_design_sources
 from simulator.envs import AbrSB3VecEnv
+from tests.conftest import assert_ppo_learned
 
 NADA_STATE = '''
 import numpy as np
@@ -64,6 +65,7 @@ def test_adapter_matches_a_manual_per_player_call():
     assert sorted(features) == ["normal_0", "normal_1", "normal_2", "series_0", "series_1", "series_2"]
     namespace = {}
     exec(NADA_STATE, namespace)  # our own test code
+    compared = set()
     for row in range(3):
         valid = fields["valid"][row]
         manual = namespace["state_func"](
@@ -74,6 +76,8 @@ def test_adapter_matches_a_manual_per_player_call():
         for prefix, key in (("normal", "normal_states"), ("series", "time_series_states")):
             for index, expected in enumerate(manual[key]):
                 np.testing.assert_allclose(features[f"{prefix}_{index}"][row].numpy(), expected, rtol=1e-5)
+                compared.add(f"{prefix}_{index}")
+    assert compared == set(features)  # every one of the six features, on every row
     assert features["series_0"].shape == (3, 8) and features["series_2"].shape == (3, 6)
     assert bool((features["series_0"] > 0).all())  # no unplayed slot shows up as zero throughput
 
@@ -152,10 +156,12 @@ def test_the_feature_cache_serves_repeated_rows_and_can_be_emptied():
 def test_nada_design_trains_with_ppo():
     loaded = load_modules(Design(name="nada", state_source=NADA_STATE, kind="nada"))
     env = AbrSB3VecEnv(2, traces="broadband", video="envivio-synth", info_keys=())
-    model = PPO(DesignPolicy, env, n_steps=48, batch_size=48, n_epochs=1, seed=0, device="cpu",
+    model = PPO(DesignPolicy, env, n_steps=48, batch_size=48, n_epochs=2, seed=0, device="cpu",
                 policy_kwargs=policy_kwargs(loaded, env.layout))
+    initial = {name: value.detach().clone() for name, value in model.policy.state_dict().items()}
     model.learn(96)
     assert model.num_timesteps >= 96
+    assert_ppo_learned(model, initial)
 
 
 def test_bad_return_values_get_clear_errors():
@@ -182,3 +188,53 @@ def test_library_c_code_may_import_its_own_modules_under_a_design_frame():
             "print(ns['f']())\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "3.0", result.stderr[-500:]
+
+
+def spread_recorder(value_when_flat: float):
+    """A state_func standardizing the throughput history by its np.std (0/0 when all entries are equal),
+    with one more entry that is ``value_when_flat`` / 0 on such rows (0/0 = NaN for 0.0, inf otherwise)."""
+
+    def state_func(bitrates, buffers, delays, sizes, next_sizes, left, total, ladder):
+        throughput = np.array(sizes) / np.array(delays)
+        spread = np.std(throughput)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {"normal_states": [[np.float64(value_when_flat) / spread if spread == 0 else 1.0]],
+                    "time_series_states": [((throughput - throughput.mean()) / spread).tolist()]}
+
+    return state_func
+
+
+def test_nan_on_a_padded_history_row_reads_as_zero_and_nowhere_else():
+    env = AbrSB3VecEnv(2, traces="broadband", video="envivio-synth", info_keys=())
+    first = env.reset()  # one chunk played: the history is that chunk 8 times, np.std is 0
+    fields = {name: torch.from_numpy(value.copy()) for name, value in env.layout.split(first).items()}
+    features = NadaState(spread_recorder(0.0))(fields)
+    assert torch.equal(features["series_0"], torch.zeros(2, 8)) and torch.equal(features["normal_0"], torch.zeros(2, 1))
+    # inf (x / 0 with x != 0) is not padding's doing: left for S1's finite check
+    assert bool(torch.isinf(NadaState(spread_recorder(1.0))(fields)["normal_0"]).all())
+    # a full history whose entries are all equal: NaN stays NaN
+    full = {name: value.clone() for name, value in fields.items()}
+    full["valid"][:] = 1.0
+    for name in ("bitrate_kbps", "buffer_s", "download_time_s", "chunk_bytes"):
+        full[name][:] = fields[name][:, -1:]
+    assert bool(torch.isnan(NadaState(spread_recorder(0.0))(full)["series_0"]).all())
+
+
+def test_s1_rejects_nan_on_full_history_rows_and_names_the_spread(tmp_path, capsys):
+    import json
+
+    from llmabr.cli.main import main
+
+    (tmp_path / "design.toml").write_text('name = "flat"\nkind = "nada"\norigin = "human"\n')
+    (tmp_path / "state.py").write_text(
+        "import numpy as np\n\n\n"
+        "def state_func(bit_rate_kbps_list, buffer_size_second_list, delay_second_list, video_chunk_size_bytes_list,\n"
+        "               next_chunk_bytes_sizes, video_chunk_remain_num, total_chunk_num, all_bit_rate_kbps):\n"
+        "    flat = np.array(bit_rate_kbps_list[-8:]) * 0.0  # all equal on every row: np.std is always 0\n"
+        "    with np.errstate(invalid='ignore'):\n"
+        "        return {'normal_states': [[buffer_size_second_list[-1] / 10.0]],\n"
+        "                'time_series_states': [((flat - flat.mean()) / np.std(flat)).tolist()]}\n")
+    assert main(["check", str(tmp_path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    failed = next(check for check in report["checks"] if not check["passed"])
+    assert failed["name"] == "finite" and "series_0" in failed["reason"] and "np.std" in failed["reason"]

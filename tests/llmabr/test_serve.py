@@ -12,12 +12,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-for _module in ("onnxruntime", "fastapi", "uvicorn"):  # the `export` extra
-    pytest.importorskip(_module, reason="needs the export extra: pip install 'llmabr[export]'")
+from tests import needs
+
+needs.modules("onnxruntime", "fastapi", "uvicorn", extra="export", module_level=True)
 from fastapi.testclient import TestClient
 
 from llmabr.design.format import Design, write_design
@@ -33,6 +35,7 @@ from simulator.core import VecSim
 from simulator.paths import REPO_ROOT
 from simulator.traces import generate
 from simulator.video import load_profile
+from tests.conftest import wait_for
 from tests.llmabr.conftest import train_tiny
 
 TINY = ["warm_start=none", "total_steps=512", "eval_every_steps=512", "ppo.n_envs=4", "ppo.n_steps=64", "ppo.batch_size=128",
@@ -158,9 +161,14 @@ def test_first_decision_without_a_chunk_uses_an_empty_history_and_layout_default
     sizes = [kbps * 500.0 for kbps in layout["ladder_kbps"]]
     body = {"session_id": "fresh", "next_chunk_bytes": sizes, "chunks_left": layout["chunks_total"]}
     answer = client.post("/v1/decide", json=body).json()
-    row = SessionHistory(layout["history_len"], layout["n_levels"]).row(
-        next_chunk_bytes=sizes, ladder_kbps=layout["ladder_kbps"], chunks_left=layout["chunks_total"],
-        chunks_total=layout["chunks_total"])
+    # the row by hand from layout.json's field table: no chunk played, so every history field and the
+    # validity mask are 0; then the next sizes, the ladder, chunks left and total
+    row = np.zeros(layout["size"], dtype=np.float32)
+    place = {field["name"]: slice(field["offset"], field["offset"] + field["size"]) for field in layout["fields"]}
+    row[place["next_chunk_bytes"]] = sizes
+    row[place["ladder_kbps"]] = layout["ladder_kbps"]
+    row[place["chunks_left"]] = row[place["chunks_total"]] = layout["chunks_total"]
+    assert set(place) >= {"valid", "bitrate_kbps", "buffer_s", "download_time_s", "chunk_bytes", "rebuffer_s"}
     expected = onnx_session(export_dir / "policy.onnx").run(["logits"], {"obs": row[None, :]})[0][0]
     assert answer["logits"] == expected.tolist()
     chunk = {"bitrate_kbps": 750.0, "buffer_s": 4.0, "download_time_s": 1.5, "chunk_bytes": 3.7e5, "rebuffer_s": 1.5}
@@ -361,6 +369,78 @@ def test_caged_backend_serves_a_run_folder_restarts_a_dead_child_and_answers_503
         health = client.get("/healthz")
         assert health.status_code == 503 and not health.json()["model_loaded"] and health.json()["reason"]
     finally:
+        caged.close()
+    assert not caged.workdir.exists()
+
+
+def within_s(timeout_s: float, call):
+    """``call()``'s result, from a thread given ``timeout_s``: a request that hangs fails the test instead
+    of hanging the suite (the thread is left behind, a daemon)."""
+    import threading
+
+    box = []
+
+    def run():
+        try:
+            box.append((True, call()))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            box.append((False, error))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    assert box, f"no answer within {timeout_s} s: the request hangs"
+    answered, value = box[0]
+    if not answered:
+        raise value
+    return value
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def worker_of(caged) -> int:
+    """The caged worker's pid: the jail's one child (read from /proc, not by searching for a name)."""
+    jail = caged.process.pid
+    [child] = Path(f"/proc/{jail}/task/{jail}/children").read_text().split()
+    return int(child)
+
+
+def test_caged_backend_replaces_a_silent_worker_and_says_why_a_replacement_could_not_start(run_dir, backend):
+    """A worker that stops answering (SIGSTOP) is killed at the answer deadline and replaced, and the request
+    is answered by the replacement; a replacement that fails to start makes the request a 503 that says
+    which restart failed and why."""
+    caged = open_backend(run_dir)
+    caged.answer_timeout_s = 2.0
+    try:
+        client, reference = TestClient(create_app(caged)), TestClient(create_app(backend))
+        body = {**GOOD, "session_id": "h"}
+        assert client.post("/v1/decide", json=body).status_code == 200
+        reference.post("/v1/decide", json=body)  # the reference session keeps the same history
+        first_jail, silent = caged.process.pid, worker_of(caged)
+        os.kill(silent, signal.SIGSTOP)  # alive, holds its pipes, answers nothing
+        answer = within_s(60, lambda: client.post("/v1/decide", json={**body, "chunks_left": 9}))
+        assert answer.status_code == 200, answer.text
+        expected = reference.post("/v1/decide", json={**body, "chunks_left": 9}).json()
+        np.testing.assert_allclose(answer.json()["logits"], expected["logits"], rtol=1e-5, atol=1e-5)
+        assert caged.restarts == 1 and caged.process.pid != first_jail
+        assert wait_for(lambda: gone(silent), timeout_s=10)  # killed, not left stopped
+
+        request = json.loads((caged.workdir / "request.json").read_text())
+        (caged.workdir / "request.json").write_text(json.dumps({**request, "weights": "no_such_weights.pt"}))
+        os.kill(caged.process.pid, signal.SIGKILL)
+        caged.process.wait(timeout=10)
+        failed = client.post("/v1/decide", json={**body, "chunks_left": 8})
+        assert failed.status_code == 503
+        error = failed.json()["error"]
+        assert "restart 2 of 3 failed" in error and "no_such_weights.pt" in error, error
+    finally:
+        if caged.child is not None:  # without the backend's lock, which a request stuck on the pipe would hold
+            caged.child.kill()
         caged.close()
     assert not caged.workdir.exists()
 

@@ -18,6 +18,7 @@ from llmabr.cli.main import main
 from llmabr.export.folder import read_policy_folder
 from simulator.envs import NETWORK_TYPES
 from simulator.paths import REPO_ROOT, shared_dir
+from tests import needs
 
 SHIPPED = [REPO_ROOT / "designs" / network / "pensieve" for network in NETWORK_TYPES]
 CARD_TEST = re.compile(r"Test QoE per chunk \(95% CI\) on `([^`]+)` .*?\*\*(-?[0-9.]+) \[")
@@ -80,8 +81,7 @@ def _play_constant(client, layout, session_id: str, throughput_kbps: float, chun
 def test_serve_answers_from_the_shipped_folder_as_it_is(folder):
     """``llmabr serve --policy designs/<type>/pensieve`` out of the box: the folder loads, and the
     trained policy streams higher on a fast link (twice its top rung) than on one at half its lowest rung."""
-    for module in ("onnxruntime", "fastapi"):
-        pytest.importorskip(module, reason="needs the export extra: pip install 'llmabr[export]'")
+    needs.modules("onnxruntime", "fastapi", extra="export")
     from fastapi.testclient import TestClient
 
     from llmabr.serve.app import create_app

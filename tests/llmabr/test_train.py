@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from llmabr.cli.main import main
 from llmabr.design.format import load_design, write_design
+from llmabr.sandbox.cage import can_drop_privileges
 from llmabr.train.caged import train_caged
 from llmabr.train.config import TrainConfig, load_config, parse_set
 from simulator.paths import REPO_ROOT
@@ -82,7 +84,14 @@ def test_caged_training_writes_a_complete_run(trained):
         assert (out / name).exists(), name
     curve = json.loads((out / "curve.json").read_text())
     assert len(curve) >= 2 and curve[-1]["steps"] >= 3000
-    assert result["cage"]["isolation"]  # it really ran in the cage
+    isolation = result["cage"]["isolation"]  # what the jail achieved (isolation.json, written before exec)
+    assert isolation["limits"]["address_space_bytes"] == 8 << 30 and isolation["no_new_privs"]
+    if os.geteuid() == 0:  # namespaces, the new root and a throw-away uid need root
+        assert isolation["pid_namespace"] and isolation["network_namespace"], isolation
+        assert isolation["visible_paths"] and str(REPO_ROOT / "traces") not in isolation["visible_paths"]
+        assert isolation["capabilities_dropped"]
+        # a throw-away uid where it can run this interpreter (not where Python lives under /root, mode 700)
+        assert (isolation["uid"] != 0) == can_drop_privileges()
     assert any((out / "cage" / "tb").rglob("events.out.tfevents.*"))  # the trainer writes only under cage/
 
 
@@ -188,15 +197,25 @@ def test_training_stops_early_behind_the_reference(tmp_path):
 
 
 def test_train_cli_runs_several_seeds_with_early_stopping(tmp_path, capsys):
+    """The seed design's curve is trained first (early stopping off) and cached; then both seeds run against
+    it. A margin of -100 puts every run 'below' that curve, so S2 stops each at its first verdict: the
+    first validation point at or after half the budget (1,000 of 2,000 steps)."""
     args = ["train", str(REPO_ROOT / "designs" / "pensieve"), "--steps", "2000", "--seeds", "2", "--early-stop",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs")]
-    for item in ["warm_start=none", "eval_every_steps=1000", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12", "val_max_traces=4"]:
+    for item in ["warm_start=none", "eval_every_steps=1000", "ppo.n_envs=8", "ppo.batch_size=256", "synthetic_count=12",
+                 "val_max_traces=4", "early_stop.margin=-100"]:
         args += ["--set", item]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "training the seed design first" in err and "2/2 seeds finished" in err
-    assert (tmp_path / "runs" / "seed-0" / "result.json").exists() and (tmp_path / "runs" / "seed-1" / "result.json").exists()
-    assert list((tmp_path / "cache").glob("seed-curve-broadband-*.json"))
+    [cached] = list((tmp_path / "cache").glob("seed-curve-broadband-*.json"))
+    reference = json.loads(cached.read_text())
+    assert reference[-1]["steps"] >= 2000  # the reference ran its whole budget: no early stop for it
+    for seed in (0, 1):
+        result = json.loads((tmp_path / "runs" / f"seed-{seed}" / "result.json").read_text())
+        assert result["status"] == "ok" and result["stopped_early"], result.get("reason")
+        assert 1000 <= result["steps"] < 2000 and result["reason"].startswith("stopped early at")
+    assert err.count("stopped early at") == 2
 
 
 def test_an_explicit_validation_set_replaces_the_split(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -121,18 +123,67 @@ def test_episode_length_per_mode(mode, chunks):
     assert sim.layout.split(out.obs)["valid"][0].sum() == 1  # auto-reset in the same step
 
 
-def test_default_mode_advances_the_clock_by_rtt():
-    """On a trace that changes speed at 1 s, the RTT shifts where the payload lands in default mode only."""
-    time_s = np.arange(0.0, 400.0, 1.0)
-    bw_mbps = np.where(np.arange(400) % 2 == 1, 0.5, 8.0)
-    trace = Trace("alternating", time_s, bw_mbps)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_default_mode_advances_the_clock_by_rtt(backend):
+    """8 Mbps until t = 1 s, then 0.5 Mbps: where chunk 1 starts on the trace clock decides how much of it
+    crosses into the slow part. Pensieve mode adds the 80 ms RTT to the delay only (quirk 5); default mode
+    also lets that time pass on the trace clock before each download, so chunk 1 starts 160 ms later
+    (two RTTs) and more of it lands in the slow part. Every delay computed here by hand."""
+    trace = Trace("step", np.array([0.0, 1.0, 1000.0]), np.array([8.0, 8.0, 0.5]))
     video = synthetic_video()
-    delays = {}
-    for mode in ("pensieve", "default"):
-        sim = VecSim([trace], video, 1, test_config(mode=mode))
-        sim.reset()
-        delays[mode] = [sim.step([3]).download_time_s[0] for _ in range(10)]
-    assert not np.allclose(delays["pensieve"], delays["default"])
+    fast_bytes_per_s, slow_bytes_per_s = 8e6 / 8 * 0.95, 0.5e6 / 8 * 0.95  # goodput: 0.95 payload factor
+    rtt_s, switch_s = 0.08, 1.0
+    chunk0_bytes, chunk1_bytes = video.chunk_bytes[1, 0], video.chunk_bytes[3, 1]  # reset fetches level 1
+
+    def transfer_s(start_s: float, size_bytes: float) -> float:
+        fast_part_bytes = (switch_s - start_s) * fast_bytes_per_s
+        assert 0 < fast_part_bytes < size_bytes  # this set-up: the chunk crosses the switch
+        return (switch_s - start_s) + (size_bytes - fast_part_bytes) / slow_bytes_per_s
+
+    download0_s = chunk0_bytes / fast_bytes_per_s  # chunk 0 fits before the switch in both modes
+    expected = {  # mode: (delay of chunk 0, delay of chunk 1), seconds
+        "pensieve": (download0_s + rtt_s, transfer_s(download0_s, chunk1_bytes) + rtt_s),
+        "default": (rtt_s + download0_s, rtt_s + transfer_s(rtt_s + download0_s + rtt_s, chunk1_bytes)),
+    }
+    assert expected["default"][1] - expected["pensieve"][1] > 0.5  # the RTT's 160 ms moved ~150 kB to 0.5 Mbps
+    for mode, (delay0_s, delay1_s) in expected.items():
+        sim = VecSim([trace], video, 1, test_config(mode=mode), backend=backend)
+        first = sim.layout.split(sim.reset())
+        assert first["download_time_s"][0, -1] == pytest.approx(delay0_s, rel=1e-6), mode  # float32 row
+        assert sim.step([3]).download_time_s[0] == pytest.approx(delay1_s, rel=1e-12), mode
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("qoe", ["log", "hd"])
+def test_log_and_hd_qoe_match_hand_computation(backend, qoe):
+    """Pensieve's other two QoE metrics on a constant 1.2 Mbps link, by hand: log utility ln(R / 300 kbps)
+    with 2.66 per stall second, HD utility (1, 2, 3, 12, 15, 20) with 8 per stall second; smoothness the
+    absolute utility change. The levels climb, so the high ones stall."""
+    trace = Trace("flat", np.arange(0.0, 2000.0, 1.0), np.full(2000, 1.2))
+    video = synthetic_video()  # Envivio ladder 300..4300 kbps, hd_reward (1, 2, 3, 12, 15, 20)
+    sim = VecSim([trace], video, 1, test_config(mode="default", qoe=qoe), backend=backend)
+    sim.reset()
+    if qoe == "log":
+        utility = [math.log(kbps / 300.0) for kbps in (300, 750, 1200, 1850, 2850, 4300)]
+        penalty = 2.66
+    else:
+        utility, penalty = [1.0, 2.0, 3.0, 12.0, 15.0, 20.0], 8.0
+    goodput_bytes_per_s = 1.2e6 / 8 * 0.95
+    buffer_s, previous = 4.0, 1  # after reset: one 4 s chunk in the buffer, fetched at level 1
+    stalled = 0.0
+    for chunk, level in enumerate([0, 2, 5, 5, 4, 3, 1], start=1):
+        out = sim.step([level])
+        delay_s = 0.08 + video.chunk_bytes[level, chunk] / goodput_bytes_per_s
+        rebuffer_s = max(delay_s - buffer_s, 0.0)
+        buffer_s = max(buffer_s - delay_s, 0.0) + 4.0
+        stalled += rebuffer_s
+        assert out.qoe_bitrate[0] == pytest.approx(utility[level], abs=1e-12)
+        assert out.qoe_rebuffer[0] == pytest.approx(penalty * rebuffer_s, abs=1e-9)
+        assert out.qoe_smooth[0] == pytest.approx(abs(utility[level] - utility[previous]), abs=1e-12)
+        assert out.reward[0] == pytest.approx(utility[level] - penalty * rebuffer_s
+                                              - abs(utility[level] - utility[previous]), abs=1e-9)
+        previous = level
+    assert stalled > 1.0  # the rebuffer term was exercised
 
 
 def test_rejects_levels_out_of_range_and_wrong_types():

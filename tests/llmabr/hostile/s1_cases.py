@@ -44,7 +44,7 @@ S1_CASES = [
     ("deep_recursion", _state("    def down(k):\n        return down(k + 1)\n    return down(0)\n"), None,
      "features", "RecursionError"),
     ("memory_bomb", _state("    blocks = []\n    while True:\n        blocks.append(torch.ones(1 << 28))\n"), None,
-     "features", ""),
+     "features", "can't allocate memory"),  # torch's allocator, at the cage's address-space limit
     ("giant_tensor", _state("    return {'x': torch.zeros(1 << 40)}\n"), None, "features", "raised"),
     ("nan_output", _state("    return {'x': torch.log(m['rebuffer_s'][:, -1:] * 0.0)}\n"), None, "finite", "NaN or inf"),
     ("division_by_unplayed_slot",  # innocent-looking: throughput over the history, unguarded

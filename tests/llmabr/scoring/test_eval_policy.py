@@ -13,8 +13,9 @@ import shutil
 import numpy as np
 import pytest
 
-for _module in ("onnx", "onnxruntime"):  # the `export` extra
-    pytest.importorskip(_module, reason="needs the export extra: pip install 'llmabr[export]'")
+from tests import needs
+
+needs.modules("onnx", "onnxruntime", extra="export", module_level=True)
 
 from llmabr.cli.main import main
 from llmabr.export import export_policy

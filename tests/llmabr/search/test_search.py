@@ -7,13 +7,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from llmabr.cli.main import main
 from llmabr.search.archive import Archive
+from tests.conftest import wait_for
 from tests.llmabr.fake_openai_server import Scripted, completion_body
 
 TINY = ["--set", "train.warm_start=none", "--set", "budget.screen_steps=768", "--set", "budget.screen_eval_every=384", "--set", "budget.train_steps=768",
@@ -105,32 +105,37 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypa
     run = tmp_path / "run"
     command = [sys.executable, "-m", "llmabr.cli.main", "search", "--out", str(run), "--set", "budget.designs=4", *TINY]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    done_before = []
-    while time.monotonic() < deadline:  # wait until some screening has finished, then kill everything
-        time.sleep(1.0)
-        if (run / "archive.sqlite").exists():
-            try:
-                rows = sqlite3.connect(run / "archive.sqlite").execute(
-                    "SELECT design, stage, seed, finished_s FROM tasks WHERE status = 'done' AND stage = 'screen'").fetchall()
-            except sqlite3.Error:
-                continue
-            if len(rows) >= 2:
-                break
+
+    def screens_done() -> int:
+        if not (run / "archive.sqlite").exists():
+            return 0
+        try:
+            with contextlib.closing(sqlite3.connect(run / "archive.sqlite")) as connection:
+                return connection.execute(
+                    "SELECT COUNT(*) FROM tasks WHERE status = 'done' AND stage = 'screen'").fetchone()[0]
+        except sqlite3.Error:  # the driver is creating it
+            return 0
+
+    # wait until some screening has finished (or the search has ended), then kill everything
+    wait_for(lambda: screens_done() >= 2 or child.poll() is not None, timeout_s=240, interval_s=0.5)
     # kill -9 the driver and everything it started (its local Ray: GCS, raylet, workers in their own
-    # process groups, and their cages), as a crash would; other Ray instances on the machine are untouched
+    # process groups, and their cages), as a crash would; other Ray instances on the machine are untouched.
+    # Until child.wait() the driver, even if it has just exited, stays a zombie: its pid and group are ours.
+    assert child.poll() is None, "the search ended before it was killed: give it more work (budget.designs)"
     tree = descendants(child.pid)
     os.killpg(child.pid, signal.SIGKILL)
     for pid in tree:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     child.wait()
-    assert child.returncode == -signal.SIGKILL
     connection = sqlite3.connect(run / "archive.sqlite")
     done_before = connection.execute("SELECT design, stage, seed, finished_s FROM tasks WHERE status = 'done'").fetchall()
+    unfinished = connection.execute("SELECT COUNT(*) FROM tasks WHERE status != 'done'").fetchone()[0]
     designs_before = {row[0] for row in connection.execute("SELECT name FROM designs")}
     connection.close()
     assert len(done_before) >= 2
+    # what makes the resume a test: the kill interrupted the search (the report is its last act)
+    assert not (run / "report.md").exists() and (unfinished > 0 or len(designs_before) < 5), child.returncode
 
     assert main(["search", "--resume", str(run)]) == 0
     archive = Archive(run)
@@ -146,6 +151,9 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypa
 def test_llm_errors_back_off_and_the_search_carries_on(tmp_path, monkeypatch, server):
     """The endpoint fails for a while (500s past the client's retries), then answers; the search finishes.
 
+    Two waits: the client's own retry (jittered, at most llm.backoff_base_s = 0.25 s), then, the client
+    having given up, the search's: 4 x 0.25 s x 2^1 = 2 s before it asks the endpoint again.
+
     Scripted: a real server cannot be made to answer 500 twice and then succeed; a real server killed
     mid-search is in test_search_llm_server.py."""
     no_llm_env(monkeypatch)
@@ -159,13 +167,18 @@ def test_llm_errors_back_off_and_the_search_carries_on(tmp_path, monkeypatch, se
     run = tmp_path / "run"
     code = main(["search", "--out", str(run), "--set", "budget.designs=1", "--set", "proposer=llm",
                  "--set", f"llm.base_url={server.base_url}", "--set", "llm.max_retries=1",
-                 "--set", "llm.backoff_base_s=0.01", *TINY])
+                 "--set", "llm.backoff_base_s=0.25", *TINY])
     assert code == 0
     archive = Archive(run)
     llm_designs = [d for d in archive.designs() if d["origin"] == "llm"]
     assert len(llm_designs) == 1 and llm_designs[0]["stage"] in ("screened", "tested")
     log = [json.loads(line) for line in (run / "llm_requests.jsonl").read_text().splitlines()]
     assert [record["outcome"] for record in log] == ["failed", "ok"]
+    arrivals_s = [request["received_s"] for request in server.chat_requests()]
+    assert len(arrivals_s) == 3  # 500, retried once by the client: 500; later, from the search: 200
+    [client_wait] = [error["wait_s"] for error in log[0]["errors"] if "wait_s" in error]
+    assert 0 <= client_wait <= 0.25 and arrivals_s[1] - arrivals_s[0] >= client_wait
+    assert arrivals_s[2] - arrivals_s[1] >= 2.0  # the search backed off before asking again
     assert "LLM proposer" in (run / "report.md").read_text()
 
 
@@ -175,18 +188,30 @@ def test_a_ray_worker_killed_mid_evaluation_is_retried(tmp_path, monkeypatch):
     command = [sys.executable, "-m", "llmabr.cli.main", "search", "--out", str(run), "--set", "budget.designs=2", *TINY,
                "--set", "budget.screen_steps=6144"]
     search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.monotonic() + 180
-    while killed is None and time.monotonic() < deadline and search.poll() is None:
-        time.sleep(0.5)
-        listing = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout
-        for line in listing.splitlines():
-            if "ray::_run_stage" in line:
-                pid = int(line.split()[0])
-                os.kill(pid, signal.SIGKILL)  # a worker dies in the middle of an evaluation
-                killed = pid
-                break
-    assert killed is not None, "no Ray worker was seen running a stage"
+
+    def stage_worker() -> int | None:
+        """A Ray worker of this search (a descendant of its driver, so never another run's) that is
+        running a stage: Ray names the worker's process after the task it runs."""
+        for pid in descendants(search.pid):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"ray::_run_stage" in title:
+                return pid
+        return None
+
+    seen: list[int] = []
+
+    def found_or_ended() -> bool:
+        pid = stage_worker()
+        if pid is not None:
+            seen.append(pid)
+        return pid is not None or search.poll() is not None
+
+    wait_for(found_or_ended, timeout_s=180, interval_s=0.5)
+    assert seen, f"no Ray worker of this search was seen running a stage (search exit status {search.poll()})"
+    os.kill(seen[-1], signal.SIGKILL)  # a worker dies in the middle of an evaluation
     _, stderr = search.communicate(timeout=600)
     assert search.returncode == 0, stderr[-2000:]
     archive = Archive(run)
