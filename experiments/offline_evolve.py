@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -119,8 +120,7 @@ def rescore(network: str, seed: int, fresh_seeds: list[int]) -> dict:
     from dataclasses import replace
 
     from llmabr.search.loop import SEED_NAME
-    from llmabr.search.stages import train
-    from llmabr.train.config import to_dict
+    from llmabr.train.caged import train_caged
 
     out = {"network": network, "search_seed": seed, "fresh_seeds": fresh_seeds, "designs": {}}
     for arm in ("conditioned", "seed-only"):
@@ -139,13 +139,25 @@ def rescore(network: str, seed: int, fresh_seeds: list[int]) -> dict:
                                        total_steps=config.budget.screen_steps, seed=fresh,
                                        eval_every_steps=config.budget.screen_eval_every)
                 folder = run_dir / "designs" / name
-                outcome = train(str(folder), to_dict(train_config), str(RUNS / "rescore" / f"{network}-{arm}-{name}-s{fresh}"),
-                                None, 3600.0, result["yardsticks"])
+                rescore_dir = RUNS / "rescore" / f"{network}-{arm}-{name}-s{fresh}"
+                shutil.rmtree(rescore_dir, ignore_errors=True)
+                outcome = train_caged(folder, train_config, rescore_dir, wall_s=3600.0, val_yardsticks=result["yardsticks"])
                 scores.append(outcome.get("best_val_qoe"))
                 print(f"{network} {label} {name} seed {fresh}: {fmt(scores[-1])}", file=sys.stderr)
             out["designs"][label] = {"name": name, "search_val_qoe": search_score, "fresh_val_qoe": scores}
     (RESULTS / f"rescore-{network}-s{seed}.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
+
+
+README_HEAD = """# Offline proposer over the rounds of an evolve search
+
+Written by `python experiments/offline_evolve.py table` from the JSON files here (see that script's
+docstring for the protocol). Scores are S2 best validation QoE per chunk (normalized score in
+brackets: BB 0, offline optimum 1); one training seed per design, so a round's best is the luckiest
+of its designs' runs: the second table screens the seed design and each arm's best again on fresh
+training seeds.
+
+"""
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -200,7 +212,9 @@ def main() -> int:
     again.add_argument("--fresh-seeds", nargs="+", type=int, default=[11, 12, 13])
     args = parser.parse_args()
     if args.command == "table":
-        print(table())
+        text = table()
+        (RESULTS / "README.md").write_text(README_HEAD + text + "\n")
+        print(text)
         return 0
     if args.command == "rescore":
         for network in args.network:

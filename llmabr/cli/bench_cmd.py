@@ -2,7 +2,7 @@
 
 sim: chunk-steps/s of the C core at N = 1, 16, 256, 4096 vs the Python reference; check: S0+S1 time
 per design vs a caged torch import; train: PPO env-steps/s vs SB3 on a zero-cost VecEnv; search:
-designs screened per hour with and without S2 early stopping.
+designs screened per hour with and without S2 early stopping, or with 1 and N workers (--scaling).
 """
 
 from __future__ import annotations
@@ -55,11 +55,15 @@ def add_parser(commands) -> None:
     train.add_argument("--rounds", type=int, default=2, help="with --validation: runs per arm (median reported)")
     train.set_defaults(handler=run_train)
     search = targets.add_parser(
-        "search", help="designs screened (S0-S2) per hour, with and without S2 early stopping, same designs",
+        "search", help="designs screened (S0-S2) per hour, same designs: with and without S2 early stopping, or "
+                       "with 1 and N workers (--scaling)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     search.add_argument("--designs", type=int, default=16, help="offline designs screened by each arm")
     search.add_argument("--workers", type=int, default=2, help="local Ray workers (one core each)")
+    search.add_argument("--scaling", action="store_true",
+                        help="instead: 1 worker vs --workers, with the per-design costs that size a cluster "
+                             "(worker seconds per stage, driver time per task, object-store traffic)")
     search.add_argument("--network", default="broadband")
     search.add_argument("--traces", default="synthetic", help="training traces folder, or 'synthetic'")
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -243,7 +247,7 @@ def run_search_bench(args) -> int:
 
     from rich.console import Console
 
-    from llmabr.search.bench import bench_search, format_table
+    from llmabr.search.bench import bench_search, format_scaling, format_table
     from llmabr.search.config import load_search_config
 
     overrides = [*args.set, f"network={args.network}", f"traces={args.traces}"]
@@ -260,9 +264,15 @@ def run_search_bench(args) -> int:
         print(f"error: {out} is not empty", file=sys.stderr)
         return 2
     console = Console(stderr=True)
+    if args.scaling and args.workers < 2:
+        print("error: --scaling compares 1 worker with --workers, which must be at least 2", file=sys.stderr)
+        return 2
     console.print(f"screening the same {args.designs} offline designs twice ({config.network}, traces {config.traces}, "
-                  f"S2 {config.budget.screen_steps:,} steps, {args.workers} workers): with early stopping, then without")
-    arms = bench_search(out, args.designs, overrides, args.workers, args.seed, console)
-    print(format_table(arms, config.budget.screen_steps))
+                  f"S2 {config.budget.screen_steps:,} steps): "
+                  + (f"with 1 worker, then {args.workers}" if args.scaling
+                     else f"{args.workers} workers, with early stopping, then without"))
+    arms = bench_search(out, args.designs, overrides, args.workers, args.seed, console,
+                        compare="workers" if args.scaling else "early-stop")
+    print(format_scaling(arms) if args.scaling else format_table(arms, config.budget.screen_steps))
     print(f"runs and bench.json: {out}")
     return 0

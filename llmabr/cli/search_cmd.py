@@ -29,7 +29,11 @@ def add_parser(commands) -> None:
     search.add_argument("--test-traces", help="held-out test traces folder, or 'synthetic'")
     add_trace_format(search)
     search.add_argument("--workers", type=int, help="parallel evaluations (local Ray: one core each)")
-    search.add_argument("--ray-address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
+    search.add_argument("--ray-address", help="join an existing Ray cluster (e.g. auto or HOST:6379); its nodes need "
+                                              "this package, not the run folder or the traces (tasks carry data)")
+    search.add_argument("--ray-dashboard", action="store_true",
+                        help="start the local Ray with its dashboard (off by default: it slows start-up); allowed "
+                             "with --resume")
     search.add_argument("--minutes", type=float, help="time budget")
     search.add_argument("--replay", help="evaluate designs written elsewhere (a folder of designs or a JSONL of "
                                          "LLM replies) instead of proposing; sets proposer=replay")
@@ -92,7 +96,10 @@ def run(args) -> int:
         search = Search(run_dir, config, console)
         console.print(f"search [bold]{run_dir}[/]: {search.config.mode} mode, {search.proposing.label}, "
                       f"{search.config.workers} worker(s), budget {search.config.budget.minutes:g} min")
-        executor = RayExecutor(search.config.workers, search.config.ray_address)
+        executor = RayExecutor(search.config.workers, search.config.ray_address, dashboard=args.ray_dashboard)
+        where = f"Ray cluster {search.config.ray_address}" if search.config.ray_address else "local Ray"
+        console.print(f"{where}: connected in {executor.startup_s:.1f} s"
+                      + (f", dashboard http://{executor.dashboard_url}" if executor.dashboard_url else ""))
         try:
             summary = search.run(executor)
         finally:
@@ -102,6 +109,10 @@ def run(args) -> int:
         report = write_report(search.archive, search.config, search.test_traces, summary)
     except ArchiveError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ConnectionError as error:  # the Ray cluster at --ray-address does not answer
+        print(f"error: {error}\nthe run folder is kept: continue with llmabr search --resume {run_dir} once the "
+              "cluster answers", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as error:  # e.g. a replay source with nothing usable
         print(f"error: {error}", file=sys.stderr)

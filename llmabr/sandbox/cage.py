@@ -176,6 +176,23 @@ def _host_path(cwd: str) -> str:
     return cwd[slash:] if slash >= 0 else "/"
 
 
+def descendants(root: int) -> list[int]:
+    """Pids of every live process below ``root`` (children, their children, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, frontier = [], [root]
+    while frontier:
+        for pid in children.get(frontier.pop(), []):
+            found.append(pid)
+            frontier.append(pid)
+    return found
+
+
 def processes_in(workdir: Path) -> list[int]:
     """Pids of live processes whose working directory is ``workdir`` or below (whatever their session,
     chrooted into a jail's new root or not)."""

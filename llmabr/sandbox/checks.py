@@ -74,8 +74,8 @@ def run_s0(design: Design, report: CheckReport) -> bool:
     return result.passed
 
 
-def run_s1(design: Design, report: CheckReport, config: CheckConfig) -> None:
-    batches, source = probe_batches(config.rows_per_network, config.history_len)
+def run_s1(design: Design, report: CheckReport, config: CheckConfig, probe: tuple[dict, str] | None = None) -> None:
+    batches, source = probe or probe_batches(config.rows_per_network, config.history_len)
     report.probe_source = source
     workdir = Path(tempfile.mkdtemp(prefix="llmabr-s1-", dir=config.workdir_base))
     try:
@@ -121,8 +121,12 @@ def run_s1(design: Design, report: CheckReport, config: CheckConfig) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def check_design(design: Design | str | Path, config: CheckConfig = CheckConfig()) -> CheckReport:
-    """S0 then S1 on one design folder (or loaded ``Design``); never raises for a bad design."""
+def check_design(design: Design | str | Path, config: CheckConfig = CheckConfig(),
+                 probe: tuple[dict, str] | None = None) -> CheckReport:
+    """S0 then S1 on one design folder (or loaded ``Design``); never raises for a bad design.
+
+    ``probe``: S1's probe batches as ``probe_batches()`` returns them, when the caller built them
+    (a search's driver does, so that every node of a cluster checks on the same rows)."""
     if not isinstance(design, Design):
         path = Path(design)
         try:
@@ -137,7 +141,7 @@ def check_design(design: Design | str | Path, config: CheckConfig = CheckConfig(
         report.rejected_at = "S0"
         return report
     report.stage_reached = "S1"
-    run_s1(design, report, config)
+    run_s1(design, report, config, probe)
     report.passed = all(check.passed for check in report.checks)
     report.rejected_at = None if report.passed else "S1"
     return report

@@ -26,6 +26,7 @@ from rich.table import Table
 from llmabr.search.archive import Archive, Task
 from llmabr.search.config import SearchConfig, search_from_dict, search_to_dict
 from llmabr.search.proposing import Proposing
+from llmabr.search.transfer import Dispatched, nbytes, payload_bytes, write_outputs
 from llmabr.train.config import to_dict
 from simulator.paths import REPO_ROOT
 
@@ -56,6 +57,11 @@ class Search:
         self.proposing = Proposing(self.config, Archive(self.run_dir), self.run_dir, self.console)
         self.proposals_done = threading.Event()
         self.proposer_error: BaseException | None = None
+        self._train_data = None
+        self._shared: dict = {}  # object-store references of the traces, video and probe batches
+        self.shared_s = 0.0  # driver seconds spent building and putting them
+        # driver-side cost per stage: tasks, seconds spent dispatching and recording, bytes each way
+        self.driver_stats: dict = self.archive.meta("driver_stats", {})
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -79,20 +85,52 @@ class Search:
                          total_steps=steps, seed=seed, eval_every_steps=eval_every)
         return to_dict(config)
 
+    def train_data(self) -> tuple:
+        """(training traces, validation traces, video profile) of every run of this search, loaded once here."""
+        if self._train_data is None:
+            from llmabr.train.config import from_dict
+            from llmabr.train.data import load_data
+
+            self._train_data = load_data(from_dict(self.train_config(self.config.budget.screen_steps, self.config.seed, 1)))
+        return self._train_data
+
     def val_yardsticks(self) -> dict:
         """BB and the offline optimum on the search's validation traces (S2's scale), computed once."""
         stored = self.archive.meta("val_yardsticks")
         if stored is None:
             from llmabr.scoring.yardsticks import validation_yardsticks
-            from llmabr.train.config import from_dict
-            from llmabr.train.data import load_data
 
-            config = from_dict(self.train_config(self.config.budget.screen_steps, self.config.seed, 1))
-            _, val_traces, video = load_data(config)
+            _, val_traces, video = self.train_data()
             self.console.print(f"yardsticks: BB and the offline optimum on the {len(val_traces)} validation traces")
-            stored = validation_yardsticks(val_traces, video, config.mode, config.qoe)
+            stored = validation_yardsticks(val_traces, video, self.config.train.mode, self.config.train.qoe)
             self.archive.set_meta("val_yardsticks", stored)
         return stored
+
+    def shared(self, executor, what: str):
+        """A value every task of a kind needs, put in the executor's object store once per search process:
+        "train" (training and validation traces, video), "test" (held-out traces, video), "probe" (S1's rows)."""
+        if what not in self._shared:
+            started = time.perf_counter()
+            if what == "train":
+                value = self.train_data()
+            elif what == "test":
+                from simulator.traces import load_trace_dir
+
+                value = (load_trace_dir(self.test_traces, fmt=self.config.train.trace_format), self.train_data()[2])
+            else:
+                from llmabr.sandbox.checks import CheckConfig
+                from llmabr.sandbox.probe_data import probe_batches
+
+                value = probe_batches(CheckConfig.rows_per_network, CheckConfig.history_len)
+            self._shared[what] = executor.put(value)
+            self.shared_s += time.perf_counter() - started
+            self._count(f"shared:{what}", shared_bytes=nbytes(value), driver_s=time.perf_counter() - started)
+        return self._shared[what]
+
+    def _count(self, stage: str, **amounts) -> None:
+        stats = self.driver_stats.setdefault(stage, {})
+        for key, amount in amounts.items():
+            stats[key] = stats.get(key, 0) + amount
 
     def normalized(self, qoe: float | None) -> float | None:
         scale = self.archive.meta("val_yardsticks")
@@ -119,34 +157,60 @@ class Search:
                 task = self.archive.claim(stage)
             if task is None:
                 return
-            executor.submit(task, *self._task_args(task, reference))
+            started, shared_s = time.perf_counter(), self.shared_s
+            kind, *args = self._task_args(task, reference, executor)
+            sent = Dispatched(task, payload_bytes(args))
+            executor.submit(sent, kind, *args)
+            sent.driver_s = time.perf_counter() - started - (self.shared_s - shared_s)  # put-once work apart
 
-    def _task_args(self, task: Task, reference) -> tuple:
+    def _task_args(self, task: Task, reference, executor) -> tuple:
+        """The stage function and its arguments: data and object-store references, never paths."""
+        from llmabr.search.stages import read_design_files
+
         folder = self.archive.folder(task.design)
         budget = self.config.budget
         if task.stage == "check":
-            return "check", str(folder), self.config.check_normalization
+            return "check", read_design_files(folder), self.config.check_normalization, self.shared(executor, "probe")
         if task.stage == "screen":
             config = self.train_config(budget.screen_steps, self.config.seed, budget.screen_eval_every)
             use_reference = reference if task.design != SEED_NAME and self.config.early_stop else None
-            return ("train", str(folder), config, str(folder / "screen"), use_reference, 3600.0,
+            return ("train", read_design_files(folder), config, self.shared(executor, "train"), use_reference, 3600.0,
                     self.archive.meta("val_yardsticks"))
         if task.stage == "train":
             config = self.train_config(budget.train_steps, self.config.seed + task.seed,
                                        max(budget.train_steps // 10, 1))
-            return "train", str(folder), config, str(folder / f"train-s{task.seed}"), None
-        run = folder / f"train-s{task.seed}"
+            return "train", read_design_files(folder), config, self.shared(executor, "train")
+        run = self.output_folder(task).parent
         result = json.loads((run / "result.json").read_text())
-        return ("test", str(run), self.test_traces, result["video"], result["config"]["mode"], result["config"]["qoe"],
-                self.config.train.trace_format)
+        return ("test", read_design_files(run / "design"), (run / "policy_best.pt").read_bytes(),
+                self.shared(executor, "test"), result["config"]["mode"], result["config"]["qoe"])
+
+    def output_folder(self, task: Task) -> Path:
+        """Where a task's returned files go in the archive."""
+        folder = self.archive.folder(task.design)
+        return {"check": folder, "screen": folder / "screen", "train": folder / f"train-s{task.seed}",
+                "test": folder / f"train-s{task.seed}" / "test"}[task.stage]
 
     def record(self, finished) -> None:
-        task: Task = finished.key
+        """Write what a task returned into the archive, then mark it done and queue the design's next stage."""
+        started = time.perf_counter()
+        sent = finished.key if isinstance(finished.key, Dispatched) else Dispatched(finished.key)
+        received = payload_bytes(finished.result) if finished.result else 0
+        try:
+            self._record(sent.task, finished)
+        finally:
+            self._count(sent.task.stage, tasks=1, driver_s=sent.driver_s + time.perf_counter() - started,
+                        to_worker_bytes=sent.to_worker_bytes, from_worker_bytes=received)
+
+    def _record(self, task: Task, finished) -> None:
         result = finished.result
-        if result is None:  # Ray gave up on the task (a worker kept dying)
+        if result is None:  # Ray gave up on the task (its worker or its node kept dying, or the stage raised)
+            self.console.print(f"[red]{task.design}: {task.stage} failed: {finished.error}[/]")
             self.archive.finish(task, False, {"error": finished.error})
-            self.archive.update(task.design, status="failed", reason=f"{task.stage}: worker failed: {finished.error}")
+            self.archive.update(task.design, status="failed", reason=f"{task.stage}: {finished.error}")
             return
+        files = result.pop("files", {})
+        write_outputs(self.output_folder(task), files, whole_folder=task.stage != "check")
         ok = result.get("passed", result.get("status") == "ok")
         self.archive.finish(task, ok, {k: v for k, v in result.items() if k not in ("rows",)})
         name = task.design
@@ -293,6 +357,7 @@ class Search:
                     self.record(finished)
                 self.advance()
                 self.archive.set_meta("elapsed_s", self.elapsed_s())
+                self.archive.set_meta("driver_stats", self.driver_stats)
                 live.update(self.status())
         return self.summary()
 
@@ -314,3 +379,4 @@ class Search:
         return {"run": str(self.run_dir), "funnel": self.archive.funnel(), "finalists": self.archive.meta("finalists"),
                 "elapsed_s": self.elapsed_s(), "proposer": self.proposing.label,
                 "stop_reason": self.proposing.stop_reason}
+

@@ -196,8 +196,11 @@ class TrustedRun:
 
 def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: float = 3600.0,
                 on_poll=None, reference_curve: list[dict] | None = None, local_val: bool = False,
-                val_yardsticks: dict | None = None) -> dict:
+                val_yardsticks: dict | None = None, data: tuple | None = None) -> dict:
     """Train in the cage with trusted validation; returns result.json's data (see the module docstring).
+
+    ``data``: (training traces, validation traces, video profile) handed over as values (a search's
+    Ray task gets them from the object store); None: ``load_data(config)`` reads them here.
 
     ``val_yardsticks`` ({"bb": QoE/chunk, "optimal": QoE/chunk} on the validation traces) scales S2's
     margin; computed here when early stopping needs it and none is given (a search computes it once).
@@ -218,7 +221,7 @@ def train_caged(design_dir: Path, config: TrainConfig, out_dir: Path, wall_s: fl
     base = {"design": design.name, "network": config.network, "seed": config.seed, "config": to_dict(config),
             "scored_by": "trusted scorer (llmabr.train.caged): validation played in a process that runs no design code"}
     try:
-        train_traces, val_traces, video = load_data(config)
+        train_traces, val_traces, video = data if data is not None else load_data(config)
     except (OSError, ValueError, TraceError, VideoProfileError) as error:
         result = {**base, "status": "failed", "reason": f"loading the traces or video failed: {error}"}
         write_json(out_dir / "result.json", result)

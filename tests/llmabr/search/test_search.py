@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from llmabr.cli.main import main
+from llmabr.sandbox.cage import descendants
 from llmabr.search.archive import Archive
 from tests.conftest import wait_for
 from tests.llmabr.fake_openai_server import Scripted, completion_body
@@ -21,23 +22,6 @@ TINY = ["--set", "train.warm_start=none", "--set", "budget.screen_steps=768", "-
         "--set", "train.ppo.n_steps=48", "--set", "train.ppo.batch_size=128", "--set", "synthetic_test_count=4",
         "--set", "train.synthetic_count=10", "--set", "round_size=2", "--set", "train.early_stop.margin=100",
         "--set", "budget.minutes=8"]
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (children, their children, ...), from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, frontier = [], [root]
-    while frontier:
-        for pid in children.get(frontier.pop(), []):
-            found.append(pid)
-            frontier.append(pid)
-    return found
 
 
 def no_llm_env(monkeypatch):
