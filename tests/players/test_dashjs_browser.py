@@ -1,7 +1,7 @@
 """The dash.js plugin end to end: real ffmpeg media, real dash.js v5 and onnxruntime-web in headless
 Chromium, a real loopback server pacing the stream to a throughput trace.
 
-One module fixture plays four sessions of a 40 s, 6-level stream (the Envivio ladder, 4 s
+One module fixture plays five sessions of a 24 s, 6-level stream (the Envivio ladder, 4 s
 segments) and the tests read what the page logged:
 
 * ``trained``: a policy from ``llmabr train`` (the default imitation warm start from RobustMPC,
@@ -39,7 +39,7 @@ if MISSING:  # a skip outside CI, saying how to install each; a failure under CI
     needs.missing("; ".join(MISSING), "as listed, or ./run test (as root: apt-get, npm ci)", module_level=True)
 
 LADDER_KBPS = [300.0, 750.0, 1200.0, 1850.0, 2850.0, 4300.0]  # envivio / envivio-synth profiles
-VIDEO_S = 40.0
+VIDEO_S = 24.0  # 6 segments, enough for the history to slide; every session plays in real time
 SEGMENT_S = 4.0
 N_SEGMENTS = int(VIDEO_S / SEGMENT_S)
 LATENCY_S = 0.08
