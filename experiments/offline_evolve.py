@@ -124,7 +124,11 @@ def rescore(network: str, seed: int, fresh_seeds: list[int]) -> dict:
 
     out = {"network": network, "search_seed": seed, "fresh_seeds": fresh_seeds, "designs": {}}
     for arm in ("conditioned", "seed-only"):
-        result = json.loads((RESULTS / f"{network}-{arm}-s{seed}.json").read_text())
+        path = RESULTS / f"{network}-{arm}-s{seed}.json"
+        if not path.exists():
+            print(f"{network} {arm} s{seed}: no search result ({path.name}), skipped", file=sys.stderr)
+            continue
+        result = json.loads(path.read_text())
         kept = [d for d in result["designs"] if d["status"] == "ok" and d["val_qoe"] is not None]
         best = max(kept, key=lambda d: d["val_qoe"])
         run_dir = RUNS / f"{network}-{arm}-s{seed}"
