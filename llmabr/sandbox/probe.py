@@ -120,7 +120,7 @@ class Probe:
             self.result("finite", False, "features with NaN or inf values: " + ", ".join(
                 f"{name} (on {', '.join(where[name])} rows)" for name in bad)
                 + ("; guard divisions (a spread such as np.std of history entries that are all equal is 0)"
-                   if hasattr(loaded.state_fn, "cache_clear") else
+                   if loaded.kind == "nada" else
                    "; guard divisions (e.g. by download_time_s, which is 0 in unplayed history slots: use `valid`)"))
             return
         self.result("finite", True)

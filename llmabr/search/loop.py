@@ -26,7 +26,7 @@ from rich.table import Table
 from llmabr.search.archive import Archive, Task
 from llmabr.search.config import SearchConfig, search_from_dict, search_to_dict
 from llmabr.search.proposing import Proposing
-from llmabr.search.transfer import Dispatched, nbytes, payload_bytes, write_outputs
+from llmabr.search.transfer import Dispatched, nbytes, write_outputs
 from llmabr.train.config import to_dict
 from simulator.paths import REPO_ROOT
 
@@ -159,7 +159,7 @@ class Search:
                 return
             started, shared_s = time.perf_counter(), self.shared_s
             kind, *args = self._task_args(task, reference, executor)
-            sent = Dispatched(task, payload_bytes(args))
+            sent = Dispatched(task, nbytes(args))
             executor.submit(sent, kind, *args)
             sent.driver_s = time.perf_counter() - started - (self.shared_s - shared_s)  # put-once work apart
 
@@ -195,7 +195,7 @@ class Search:
         """Write what a task returned into the archive, then mark it done and queue the design's next stage."""
         started = time.perf_counter()
         sent = finished.key if isinstance(finished.key, Dispatched) else Dispatched(finished.key)
-        received = payload_bytes(finished.result) if finished.result else 0
+        received = nbytes(finished.result) if finished.result else 0
         try:
             self._record(sent.task, finished)
         finally:
@@ -379,4 +379,3 @@ class Search:
         return {"run": str(self.run_dir), "funnel": self.archive.funnel(), "finalists": self.archive.meta("finalists"),
                 "elapsed_s": self.elapsed_s(), "proposer": self.proposing.label,
                 "stop_reason": self.proposing.stop_reason}
-

@@ -4,7 +4,7 @@ Tasks carry data, not paths (see ``llmabr.search.stages``): the driver sends a d
 configs and weights, and references to values put once into Ray's object store; a stage returns
 its files as data, and ``write_outputs`` puts them into the archive, complete on disk before the
 task is marked done (a run folder is written aside and renamed, so a driver killed halfway leaves
-the earlier attempt's folder or none, never a mix). ``payload_bytes`` and ``nbytes`` count the
+the earlier attempt's folder or none, never a mix). ``nbytes`` counts the
 traffic for ``llmabr bench search``.
 """
 
@@ -27,15 +27,23 @@ class Dispatched:
     driver_s: float = 0.0
 
 
-def payload_bytes(value) -> int:
-    """Bytes of the text and binary data in a task's arguments or results (object-store references not counted)."""
+def nbytes(value) -> int:
+    """Approximate bytes of what crosses to or from a worker: text and binary data, arrays (``.nbytes``),
+    traces and video profiles (their attributes), nested in dicts, lists and tuples; 8 per number.
+    Object-store references count 0 (their values are counted once, when put)."""
     if isinstance(value, (bytes, str)):
         return len(value)
+    if hasattr(value, "nbytes"):
+        return int(value.nbytes)
     if isinstance(value, dict):
-        return sum(payload_bytes(key) + payload_bytes(item) for key, item in value.items())
+        return sum(nbytes(key) + nbytes(item) for key, item in value.items())
     if isinstance(value, (list, tuple)):
-        return sum(payload_bytes(item) for item in value)
-    return 8 if isinstance(value, (int, float, bool)) or value is None else 0
+        return sum(nbytes(item) for item in value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return 8
+    if hasattr(value, "__dict__"):
+        return sum(nbytes(item) for item in vars(value).values())
+    return 0
 
 
 def write_outputs(target: Path, files: dict[str, bytes], whole_folder: bool) -> None:
@@ -62,15 +70,3 @@ def write_outputs(target: Path, files: dict[str, bytes], whole_folder: bool) -> 
     os.replace(aside, target)
     shutil.rmtree(old, ignore_errors=True)
 
-
-def nbytes(value) -> int:
-    """Approximate bytes of a shared value (arrays, traces, a video profile, nested in tuples/lists/dicts)."""
-    if hasattr(value, "nbytes"):
-        return int(value.nbytes)
-    if isinstance(value, dict):
-        return sum(nbytes(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(nbytes(item) for item in value)
-    if hasattr(value, "__dict__"):
-        return sum(nbytes(item) for item in vars(value).values())
-    return payload_bytes(value)
