@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ORIGINS = ("seed", "llm", "offline", "human", "replay")
+DESIGN_FILES = ("design.toml", "state.py", "net.py")  # a design folder: what load_design reads
 
 
 class DesignError(ValueError):
@@ -49,7 +50,7 @@ def load_design(path: str | Path) -> Design:
     folder = Path(path)
     if not folder.is_dir():
         raise DesignError(f"{folder}: no such design folder")
-    meta_path, state_path, net_path = folder / "design.toml", folder / "state.py", folder / "net.py"
+    meta_path, state_path, net_path = (folder / name for name in DESIGN_FILES)
     meta = {}
     if meta_path.exists():
         try:

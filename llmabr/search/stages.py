@@ -20,9 +20,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from llmabr.design.format import DESIGN_FILES
 from llmabr.train.config import from_dict
 
-DESIGN_FILES = ("design.toml", "state.py", "net.py")  # what ``load_design`` reads
 NOT_RETURNED = ("cage/train_traces.npz",)  # the driver holds these traces already
 
 
